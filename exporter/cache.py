@@ -1,0 +1,149 @@
+"""The snapshot cache of one project: TTL, single flight, stale-on-error, back-off.
+
+A listing is served for `ttl` seconds. When it has expired, the first scrape refreshes
+it and every concurrent scrape waits for that same refresh (one upstream listing, however
+many scrapers). When a refresh fails, the last good snapshot keeps being served until it
+is older than `max_staleness`, while `modelarts_up` says 0. A failed refresh is not
+repeated before the next attempt time: the TTL for most errors, a 429's `Retry-After`,
+and an exponential back-off for 401/403 (the gateway locks a key after five failures).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cachetools import TTLCache
+
+from exporter.client import ApiError, Listing
+from exporter.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+AUTH_BACKOFF_BASE = 60.0  # seconds after the first 401/403; doubles up to the cap
+AUTH_BACKOFF_CAP = 900.0
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """What a scrape serves for one project: its data, if fresh enough, and its health."""
+
+    project_id: str
+    snapshot: Snapshot | None
+    up: bool = False
+    last_success: float | None = None
+    last_duration: float | None = None
+    requests: dict[str, int] = field(default_factory=dict)
+    invalid_total: int = 0
+
+
+class SnapshotCache:
+    def __init__(
+        self,
+        project_id: str,
+        fetch: Callable[[], Listing],
+        *,
+        ttl: float,
+        max_staleness: float,
+        request_counts: Callable[[], dict[str, int]] = dict,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.project_id = project_id
+        self.ttl = ttl
+        self.max_staleness = max_staleness
+        self._fetch = fetch
+        self._request_counts = request_counts
+        self._clock = clock
+        self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
+        self._refresh_lock = threading.Lock()  # the single flight
+        self._last_good: Snapshot | None = None
+        self._up = False
+        self._last_success: float | None = None
+        self._last_duration: float | None = None
+        self._invalid_total = 0
+        self._auth_failures = 0
+        self._next_attempt = 0.0
+
+    def status(self) -> TargetStatus:
+        """The status to serve now, refreshing first when the listing has expired."""
+        if self._expired():
+            with self._refresh_lock:
+                if self._expired():  # another scrape may have refreshed while we waited
+                    self._refresh()
+        return self.peek()
+
+    def peek(self) -> TargetStatus:
+        """The status to serve now, without ever calling the API (readiness, describe)."""
+        snapshot = self._last_good
+        if snapshot is not None and self._clock() - snapshot.fetched_at > self.max_staleness:
+            snapshot = None
+        return TargetStatus(
+            project_id=self.project_id,
+            snapshot=snapshot,
+            up=self._up,
+            last_success=self._last_success,
+            last_duration=self._last_duration,
+            requests=self._request_counts(),
+            invalid_total=self._invalid_total,
+        )
+
+    def _expired(self) -> bool:
+        return "listing" not in self._fresh and self._clock() >= self._next_attempt
+
+    def _refresh(self) -> None:
+        started = self._clock()
+        try:
+            listing = self._fetch()
+        except ApiError as err:
+            self._failed(started, err)
+            return
+        except Exception:  # a bug must not take the exporter down: count it, log it, go on
+            log.exception("refresh failed unexpectedly project_id=%s", self.project_id)
+            self._failed(started, None)
+            return
+        finished = self._clock()
+        snapshot = Snapshot(self.project_id, tuple(listing.instances), fetched_at=started)
+        self._fresh["listing"] = snapshot
+        self._last_good = snapshot
+        self._up = True
+        self._last_success = finished
+        self._last_duration = finished - started
+        self._invalid_total += listing.invalid
+        self._auth_failures = 0
+        self._next_attempt = 0.0
+        if listing.invalid:
+            log.warning(
+                "skipped unreadable instance records project_id=%s count=%d",
+                self.project_id,
+                listing.invalid,
+            )
+        log.debug(
+            "refreshed project_id=%s instances=%d duration=%.3fs",
+            self.project_id,
+            len(listing.instances),
+            self._last_duration,
+        )
+
+    def _failed(self, started: float, err: ApiError | None) -> None:
+        now = self._clock()
+        self._up = False
+        self._last_duration = now - started
+        wait = self.ttl
+        if err is not None and err.is_auth:
+            self._auth_failures += 1
+            wait = min(AUTH_BACKOFF_BASE * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
+        elif err is not None and err.retry_after is not None:
+            wait = max(err.retry_after, 1.0)
+        self._next_attempt = now + wait
+        if err is not None:
+            stale = self._last_good is not None and now - self._last_good.fetched_at <= self.max_staleness
+            log.warning(
+                "refresh failed project_id=%s error=%r next_attempt_in=%.0fs serving=%s",
+                self.project_id,
+                str(err),
+                wait,
+                "last good data" if stale else "no instance data",
+            )

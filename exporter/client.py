@@ -1,0 +1,302 @@
+"""The ModelArts list call: one pooled session, pagination, errors, a time budget.
+
+`list_instances()` is one refresh. It never takes longer than `refresh_budget`, so the
+scrape that waits for it stays under Prometheus's default 10 s scrape timeout. It sends
+no request before a 429's `Retry-After` and never repeats a 401/403 (five in a row lock
+the user's key for five minutes): those are raised for the cache to back off from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from exporter import __version__
+from exporter.models import Instance, MalformedResponse, Page, parse_page
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"modelarts-exporter/{__version__}"
+_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+_RETRY_PAUSE = 0.2  # seconds before repeating a 5xx or a dropped connection
+_MAX_429_WAITS = 2
+_MAX_PAGES = 2000  # a hard stop for a server that never returns a short page
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """The list call's filters; empty ones are omitted (they would be signed as `k=`)."""
+
+    show_self: bool = False
+    pool_id: str = ""
+    workspace_id: str = ""
+
+    def params(self, offset: int, limit: int) -> dict[str, str]:
+        params = {"de_type": "Notebook", "show_self": str(self.show_self).lower()}
+        if self.pool_id:
+            params["pool_id"] = self.pool_id
+        if self.workspace_id:
+            params["workspace_id"] = self.workspace_id
+        if limit:
+            params["offset"] = str(offset)
+            params["limit"] = str(limit)
+        return params
+
+
+class ApiError(Exception):
+    """A list request failed; `str()` is a log-ready line without any secret."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        request_id: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def is_auth(self) -> bool:
+        return self.status in (401, 403)
+
+    def __str__(self) -> str:
+        parts = [f"status={self.status}" if self.status else "", self.code, super().__str__()]
+        if self.request_id:
+            parts.append(f"(request_id={self.request_id})")
+        return " ".join(p for p in parts if p)
+
+
+def error_from_response(status: int, body: bytes, headers: Any) -> ApiError:
+    """Read the error in any of its shapes: `error_msg`, `error_message` or `message`."""
+    import json
+
+    code = message = request_id = ""
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = {}
+    if isinstance(doc, dict):
+        code = str(doc.get("error_code") or doc.get("code") or "")
+        message = str(
+            doc.get("error_msg") or doc.get("error_message") or doc.get("message") or ""
+        )
+        request_id = str(doc.get("request_id") or "")
+    if not message:
+        message = _http_reason(status)
+    request_id = request_id or headers.get("X-Request-Id", "")
+    retry_after = _retry_after(headers.get("Retry-After")) if status == 429 else None
+    return ApiError(
+        message[:300], status=status, code=code, request_id=request_id, retry_after=retry_after
+    )
+
+
+def _http_reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "unexpected status"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Listing:
+    instances: list[Instance]
+    invalid: int
+
+
+@dataclass
+class RequestCounter:
+    """Requests sent to ModelArts by HTTP status (or `error`); read by the collector."""
+
+    _counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, code: str) -> None:
+        with self._lock:
+            self._counts[code] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class ModelArtsClient:
+    """Lists a project's notebooks through `GET /v1/{project}/demanager/instances`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        project_id: str,
+        auth: requests.auth.AuthBase | None,
+        *,
+        query: ListQuery | None = None,
+        page_size: int = 200,
+        page_concurrency: int = 4,
+        request_timeout: float = 5.0,
+        refresh_budget: float = 8.0,
+        max_response_bytes: int = 64 * 1024 * 1024,
+        verify: bool | str = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = f"{base_url.rstrip('/')}/v1/{project_id}/demanager/instances"
+        self.query = query or ListQuery()
+        self.page_size = page_size
+        self.page_concurrency = page_concurrency
+        self.request_timeout = request_timeout
+        self.refresh_budget = refresh_budget
+        self.max_response_bytes = max_response_bytes
+        self.requests = RequestCounter()
+        self._clock = clock
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.verify = verify
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(page_concurrency, 1))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def list_instances(self) -> Listing:
+        """One refresh: every page, de-duplicated by id, within the time budget."""
+        deadline = self._clock() + self.refresh_budget
+        first = self._get_page(0, deadline)
+        pages = [first]
+        if self.page_size and len(first.instances) + first.invalid >= self.page_size:
+            pages.extend(self._rest(first, deadline))
+        seen: dict[str, Instance] = {}
+        for page in pages:
+            for instance in page.instances:
+                # Instances shift between pages while we read: keep the first copy only.
+                seen.setdefault(instance.id, instance)
+        return Listing(list(seen.values()), sum(p.invalid for p in pages))
+
+    def _rest(self, first: Page, deadline: float) -> Iterator[Page]:
+        size = self.page_size
+        offsets = list(range(size, first.total_count or 0, size))[:_MAX_PAGES]
+        last: Page = first
+        if offsets:
+            # The total is known: fetch the remaining pages side by side, politely bounded.
+            workers = min(self.page_concurrency, len(offsets))
+            with ThreadPoolExecutor(workers, thread_name_prefix="list-page") as pool:
+                fetched = list(pool.map(lambda o: self._get_page(o, deadline), offsets))
+            yield from fetched
+            last = fetched[-1]
+        # Instances created while we read make the last page full: keep reading until short.
+        offset = (offsets[-1] + size) if offsets else size
+        while len(last.instances) + last.invalid >= size and offset < size * _MAX_PAGES:
+            last = self._get_page(offset, deadline)
+            yield last
+            offset += size
+
+    def _get_page(self, offset: int, deadline: float) -> Page:
+        body = self._get(self.query.params(offset, self.page_size), deadline)
+        try:
+            return parse_page(body)
+        except MalformedResponse as err:
+            raise ApiError(f"malformed list response: {err}", code="malformed") from None
+
+    def _get(self, params: dict[str, str], deadline: float) -> bytes:
+        """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting."""
+        attempts_5xx = waits_429 = 0
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise ApiError(f"refresh budget of {self.refresh_budget:g}s exhausted", code="timeout")
+            try:
+                return self._send(params, min(self.request_timeout, remaining), deadline)
+            except ApiError as err:
+                pause = self._retry_pause(err, attempts_5xx, waits_429)
+                if pause is None or self._clock() + pause >= deadline:
+                    raise
+                if err.status == 429:
+                    waits_429 += 1
+                else:
+                    attempts_5xx += 1
+                log.debug("retrying list request in %.1fs after: %s", pause, err)
+                self._sleep(pause)
+
+    @staticmethod
+    def _retry_pause(err: ApiError, attempts_5xx: int, waits_429: int) -> float | None:
+        if err.status == 429:
+            return (err.retry_after or 1.0) if waits_429 < _MAX_429_WAITS else None
+        transient = err.status in _RETRIED_STATUSES or err.code == "connection"
+        return _RETRY_PAUSE if transient and attempts_5xx < 1 else None
+
+    def _send(self, params: dict[str, str], timeout: float, deadline: float) -> bytes:
+        try:
+            response = self.session.get(self.url, params=params, timeout=timeout, stream=True)
+        except requests.Timeout:
+            self.requests.add("error")
+            raise ApiError(f"no answer within {timeout:.1f}s", code="timeout") from None
+        except requests.exceptions.SSLError as err:
+            self.requests.add("error")
+            raise ApiError(f"TLS error: {_root_cause(err)}", code="tls") from None
+        except requests.RequestException as err:
+            self.requests.add("error")
+            raise ApiError(f"connection failed: {_root_cause(err)}", code="connection") from None
+        with response:
+            self.requests.add(str(response.status_code))
+            body = self._read_body(response, deadline)
+            if response.status_code != 200:
+                raise error_from_response(response.status_code, body, response.headers)
+            return body
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """Read at most `max_response_bytes`, and only until the deadline."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=256 * 1024):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise ApiError(
+                        f"response larger than {self.max_response_bytes} bytes", code="too_large"
+                    )
+                if self._clock() > deadline:
+                    raise ApiError("response still arriving at the end of the budget", code="timeout")
+                chunks.append(chunk)
+        except requests.RequestException as err:
+            raise ApiError(f"reading response failed: {_root_cause(err)}", code="connection") from None
+        return b"".join(chunks)
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost exception's message: short, and free of URLs with query strings."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    text = str(err).split(" (Caused by")[0]
+    return f"{type(err).__name__}: {text}"[:200]

@@ -1,0 +1,254 @@
+"""Pydantic models of the `demanager/instances` list response, as lenient as the real API.
+
+Only the fields the exporter reads are declared; everything else is ignored. Every
+object may be null or absent. Timestamps arrive as epoch milliseconds in strings or
+numbers and are kept as float Unix seconds. A record that still cannot be read is
+skipped by `parse_page` and counted, so one bad instance never hides the others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+
+# Accepted range of timestamps: 2000-01-01 … 2200-01-01. Anything else is a corrupt value.
+_MIN_SECONDS, _MAX_SECONDS = 946_684_800.0, 7_258_118_400.0
+
+
+def _ms_to_seconds(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a timestamp cannot be a boolean")
+    seconds = float(value) / 1000.0
+    if not (math.isfinite(seconds) and _MIN_SECONDS <= seconds <= _MAX_SECONDS):
+        raise ValueError("timestamp out of range")
+    return seconds
+
+
+def _finite_number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("number must be finite")
+    return number
+
+
+def _text(value: Any) -> str:
+    """Strings stay strings; numbers (some ids) become text; null becomes empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("expected a string")
+
+
+def _required_text(value: Any) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError("must be a non-empty string")
+
+
+MsTimestamp = Annotated[float | None, BeforeValidator(_ms_to_seconds)]
+Number = Annotated[float | None, BeforeValidator(_finite_number)]
+Text = Annotated[str, BeforeValidator(_text)]
+RequiredText = Annotated[str, BeforeValidator(_required_text)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class AutoStop(_Model):
+    enable: bool | None = None
+    duration: Number = None
+    stop_timestamp: MsTimestamp = None
+    remain_time: Number = None
+
+
+class FailedReasons(_Model):
+    code: Text = ""
+    message: Text = ""
+
+
+class Spec(_Model):
+    auto_stop: AutoStop | None = None
+    failed_reasons: FailedReasons | None = None
+
+
+class FlavorDetails(_Model):
+    name: Text = ""
+    status: Text = ""  # onSale | soldOut
+    type: Text = ""  # CPU | GPU | ASCEND
+    promo_type: Text = ""  # Free | NoDiscount
+    queuing_num: Number = None
+    queue_left_time: Number = None
+
+
+class ProvisionParams(_Model):
+    image_name: Text = ""
+    image_tag: Text = ""
+
+
+class ProvisionSpec(_Model):
+    params: ProvisionParams | None = None
+
+
+class Provision(_Model):
+    spec: ProvisionSpec | None = None
+
+
+class Profile(_Model):
+    flavor_type: Text = ""
+    provision: Provision | None = None
+
+
+class Pool(_Model):
+    id: Text = ""
+    name: Text = ""
+    type: Text = ""
+
+
+class Ref(_Model):
+    id: Text = ""
+    name: Text = ""
+
+
+class QueuingInfo(_Model):
+    status: Text = ""
+    rank: Number = None
+    begin_timestamp: MsTimestamp = None
+    end_timestamp: MsTimestamp = None
+    remain_time: Number = None
+
+
+class Instance(_Model):
+    """One notebook. `id` and `status` are required: without them a record means nothing."""
+
+    id: RequiredText
+    status: RequiredText
+    name: Text = ""
+    flavor: Text = ""
+    creation_timestamp: MsTimestamp = None
+    latest_update_timestamp: MsTimestamp = None
+    error_code: Text = ""
+    flavor_details: FlavorDetails | None = None
+    profile: Profile | None = None
+    pool: Pool | None = None
+    workspace: Ref | None = None
+    user: Ref | None = None
+    spec: Spec | None = None
+    queuing_info: QueuingInfo | None = None
+
+    @property
+    def flavor_name(self) -> str:
+        return self.flavor or (self.flavor_details.name if self.flavor_details else "")
+
+    @property
+    def flavor_type(self) -> str:
+        if self.profile and self.profile.flavor_type:
+            return self.profile.flavor_type
+        return self.flavor_details.type if self.flavor_details else ""
+
+    @property
+    def pool_id(self) -> str:
+        return self.pool.id if self.pool else ""
+
+    @property
+    def image(self) -> str:
+        params = self.profile and self.profile.provision and self.profile.provision.spec
+        params_obj = params.params if params else None
+        if params_obj is None or not params_obj.image_name:
+            return ""
+        tag = params_obj.image_tag
+        return f"{params_obj.image_name}:{tag}" if tag else params_obj.image_name
+
+    @property
+    def auto_stop(self) -> AutoStop | None:
+        return self.spec.auto_stop if self.spec else None
+
+    @property
+    def error(self) -> str | None:
+        """The error code the instance reports, `unknown` for a reason without code."""
+        if self.error_code:
+            return self.error_code
+        reasons = self.spec.failed_reasons if self.spec else None
+        if reasons and (reasons.code or reasons.message):
+            return reasons.code or "unknown"
+        return None
+
+
+def _count(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+class _FastPage(_Model):
+    total_count: Annotated[int | None, BeforeValidator(_count)] = None
+    instances: list[Instance] | None = None
+
+
+class _RawPage(_Model):
+    total_count: Annotated[int | None, BeforeValidator(_count)] = None
+    instances: list[Any] | None = None
+
+
+_INSTANCE = TypeAdapter(Instance)
+
+
+@dataclass(frozen=True)
+class Page:
+    total_count: int | None
+    instances: list[Instance]
+    invalid: int  # records skipped because they could not be read
+
+
+class MalformedResponse(ValueError):
+    """The body is not a list response at all (not JSON, wrong shape)."""
+
+
+def parse_page(body: bytes) -> Page:
+    """Parse one list response; skip and count the records that cannot be read.
+
+    The fast path validates straight from bytes; only when a record is bad do we fall
+    back to validating record by record, so a good page never pays for the slow path.
+    """
+    try:
+        page = _FastPage.model_validate_json(body)
+        return Page(page.total_count, page.instances or [], 0)
+    except ValidationError:
+        pass
+    try:
+        raw = _RawPage.model_validate(json.loads(body))
+    except (ValueError, ValidationError, RecursionError) as err:
+        raise MalformedResponse(_short_reason(err)) from None
+    kept: list[Instance] = []
+    for record in raw.instances or []:
+        try:
+            kept.append(_INSTANCE.validate_python(record))
+        except (ValidationError, RecursionError):
+            continue
+    return Page(raw.total_count, kept, len(raw.instances or []) - len(kept))
+
+
+def _short_reason(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        first = err.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return f"{where}: {first['msg']}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON ({err.msg} at byte {err.pos})"
+    return type(err).__name__

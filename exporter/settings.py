@@ -1,0 +1,362 @@
+"""Settings: every one a flag and an environment variable, validated once, then frozen.
+
+Flags win over environment variables, which win over defaults. A secret may also be
+read from a file named by `<ENV>_FILE` (Kubernetes Secret volumes, Docker secrets).
+A bad or missing setting raises `SettingsError`, which names the flag and the variable
+so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_PORT = 10200
+DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
+ENV_PREFIX = "MODELARTS_EXPORTER_"
+
+
+def _setting(default: Any, flag: str | None, env: str, help: str, **kw: Any) -> Any:
+    """A field that knows its flag and its environment variable (the CLI reads both)."""
+    extra = {"flag": flag, "env": env}
+    return Field(
+        default,
+        validation_alias=AliasChoices(env, env.lower()),
+        description=help,
+        json_schema_extra=extra,
+        **kw,
+    )
+
+
+class Settings(BaseSettings):
+    """The exporter's whole configuration; immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        populate_by_name=True,
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    # -- where to serve ---------------------------------------------------------------
+    web_listen_address: str = _setting(
+        DEFAULT_LISTEN_ADDRESS,
+        "--web.listen-address",
+        ENV_PREFIX + "WEB_LISTEN_ADDRESS",
+        "host:port to serve on (empty host: all interfaces)",
+    )
+    web_telemetry_path: str = _setting(
+        "/metrics",
+        "--web.telemetry-path",
+        ENV_PREFIX + "WEB_TELEMETRY_PATH",
+        "path under which metrics are served",
+    )
+
+    # -- what to list -----------------------------------------------------------------
+    region: str = _setting(
+        "", "--region", "HUAWEICLOUD_SDK_REGION", "region, e.g. cn-north-4; selects both endpoints"
+    )
+    project_id: str = _setting(
+        "", "--project-id", "HUAWEICLOUD_SDK_PROJECT_ID", "project whose notebooks are listed"
+    )
+    endpoint: str = _setting(
+        "", "--endpoint", ENV_PREFIX + "ENDPOINT", "ModelArts base URL (default from --region)"
+    )
+    iam_endpoint: str = _setting(
+        "", "--iam-endpoint", ENV_PREFIX + "IAM_ENDPOINT", "IAM base URL (default from --region)"
+    )
+    show_self: bool = _setting(
+        False,
+        "--show-self",
+        ENV_PREFIX + "SHOW_SELF",
+        "list only the caller's own notebooks (the API's default); false lists the project",
+    )
+    pool_id: str = _setting(
+        "", "--pool-id", ENV_PREFIX + "POOL_ID", "only notebooks in this dedicated pool"
+    )
+    workspace_id: str = _setting(
+        "", "--workspace-id", ENV_PREFIX + "WORKSPACE_ID", "only notebooks in this workspace"
+    )
+
+    # -- credentials (AK/SK; secrets also from <ENV>_FILE) ------------------------------
+    ak: SecretStr | None = _setting(None, None, "HUAWEICLOUD_SDK_AK", "access key id")
+    sk: SecretStr | None = _setting(None, None, "HUAWEICLOUD_SDK_SK", "secret access key")
+    security_token: SecretStr | None = _setting(
+        None, None, "HUAWEICLOUD_SDK_SECURITY_TOKEN", "security token of temporary credentials"
+    )
+
+    # -- how to talk to the API ---------------------------------------------------------
+    cache_ttl: float = _setting(
+        30.0,
+        "--cache-ttl",
+        ENV_PREFIX + "CACHE_TTL",
+        "seconds a fetched list is served before the next scrape refreshes it",
+        gt=0,
+    )
+    max_staleness: float = _setting(
+        300.0,
+        "--max-staleness",
+        ENV_PREFIX + "MAX_STALENESS",
+        "seconds the last good list is served while refreshes fail",
+        ge=0,
+    )
+    page_size: int = _setting(
+        200,
+        "--page-size",
+        ENV_PREFIX + "PAGE_SIZE",
+        "instances per list request (0: all in one request)",
+        ge=0,
+    )
+    page_concurrency: int = _setting(
+        4,
+        "--page-concurrency",
+        ENV_PREFIX + "PAGE_CONCURRENCY",
+        "list pages fetched in parallel once the first page gives the total",
+        ge=1,
+        le=16,
+    )
+    request_timeout: float = _setting(
+        5.0, "--request-timeout", ENV_PREFIX + "REQUEST_TIMEOUT", "seconds per HTTP request", gt=0
+    )
+    refresh_budget: float = _setting(
+        8.0,
+        "--refresh-budget",
+        ENV_PREFIX + "REFRESH_BUDGET",
+        "seconds a whole refresh may take (keep it under Prometheus's scrape timeout)",
+        gt=0,
+    )
+    max_response_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "--max-response-bytes",
+        ENV_PREFIX + "MAX_RESPONSE_BYTES",
+        "largest API response body accepted",
+        gt=0,
+    )
+
+    # -- logging ----------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = _setting(
+        "info", "--log.level", ENV_PREFIX + "LOG_LEVEL", "debug, info, warning or error"
+    )
+    log_format: Literal["logfmt", "json"] = _setting(
+        "logfmt", "--log.format", ENV_PREFIX + "LOG_FORMAT", "logfmt or json"
+    )
+
+    # -- demo -------------------------------------------------------------------------
+    demo: bool = _setting(
+        False, "--demo", ENV_PREFIX + "DEMO", "export from the built-in simulator (no credentials)"
+    )
+    demo_instances: int = _setting(
+        60,
+        "--demo.instances",
+        ENV_PREFIX + "DEMO_INSTANCES",
+        "size of the simulated fleet",
+        ge=1,
+        le=200_000,
+    )
+    demo_seed: int = _setting(
+        7, "--demo.seed", ENV_PREFIX + "DEMO_SEED", "seed of the simulated fleet"
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("web_listen_address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @field_validator("endpoint", "iam_endpoint")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("web_telemetry_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not value.startswith("/") or value in ("/", "/-/healthy", "/-/ready"):
+            raise ValueError("must be a path starting with / other than the reserved ones")
+        return value
+
+    @model_validator(mode="after")
+    def _check_required(self) -> Settings:
+        if self.demo:
+            return self
+        if not self.project_id:
+            raise _Missing("project_id", "is required (or run with --demo)")
+        if not self.region and not self.endpoint:
+            raise _Missing("region", "is required unless --endpoint is given")
+        if self.ak is None or not self.ak.get_secret_value():
+            raise _Missing("ak", "is required (or run with --demo)")
+        if self.sk is None or not self.sk.get_secret_value():
+            raise _Missing("sk", "is required when an access key is given")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFileSource(settings_cls))
+
+    # -- derived ----------------------------------------------------------------------
+    @property
+    def modelarts_endpoint(self) -> str:
+        if self.endpoint:
+            return self.endpoint
+        domain = "myhuaweicloud.cn" if self.region == "ap-southeast-1" else "myhuaweicloud.com"
+        return f"https://modelarts.{self.region}.{domain}"
+
+    @property
+    def iam_base_url(self) -> str:
+        return self.iam_endpoint or f"https://iam.{self.region}.myhuaweicloud.com"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter."""
+        return [
+            s.get_secret_value()
+            for s in (self.ak, self.sk, self.security_token)
+            if s is not None and s.get_secret_value()
+        ]
+
+
+SECRET_FIELDS = ("ak", "sk", "security_token")
+
+
+class _Missing(ValueError):
+    """A required setting is missing; carries the field so the message can name it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """Reads `<ENV>_FILE` for secrets: the file's content, without the trailing newline."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            env = _env_name(name)
+            path = os.environ.get(env + "_FILE")
+            if not path or os.environ.get(env):
+                continue
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise SettingsError(name, f"cannot read {env}_FILE: {err.strerror}") from None
+        return values
+
+
+@dataclass(frozen=True)
+class SettingsError(Exception):
+    """A setting is wrong; `str()` is the one line the CLI prints."""
+
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"invalid setting {describe_setting(self.field)}: {self.problem}"
+
+
+def _extra(name: str) -> dict[str, Any]:
+    extra = Settings.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict)
+    return extra
+
+
+def _env_name(name: str) -> str:
+    return str(_extra(name)["env"])
+
+
+def describe_setting(name: str) -> str:
+    """`--cache-ttl / MODELARTS_EXPORTER_CACHE_TTL`: how a user sets this field."""
+    if name not in Settings.model_fields:
+        return name
+    flag = _extra(name)["flag"]
+    env = _env_name(name)
+    if name in SECRET_FIELDS:
+        return f"{env} (or {env}_FILE)"
+    return f"{flag} / {env}" if flag else env
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """`host:port`, `:port` or `[::1]:port` → (host, port); empty host means all."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError("must be host:port with a port from 0 to 65535")
+    return host.strip("[]") or "0.0.0.0", int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per setting, generated from the fields so the two never disagree."""
+    parser = argparse.ArgumentParser(
+        prog="modelarts-exporter",
+        description="Prometheus exporter for Huawei Cloud ModelArts notebook instances.",
+        argument_default=argparse.SUPPRESS,
+    )
+    for name, field in Settings.model_fields.items():
+        flag = _extra(name)["flag"]
+        if not flag:
+            continue
+        help_text = f"{field.description} [env {_env_name(name)}; default {field.default!r}]"
+        if field.annotation is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def load_settings(flags: Mapping[str, Any]) -> Settings:
+    """Merge parsed flags with the environment and validate. Raises SettingsError."""
+    try:
+        return Settings(**flags)
+    except ValidationError as err:
+        raise _first_problem(err) from None
+
+
+def _first_problem(err: ValidationError) -> SettingsError:
+    error = err.errors(include_url=False, include_input=False)[0]
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _Missing):
+        return SettingsError(ctx_error.field, str(ctx_error))
+    loc = error["loc"][0] if error["loc"] else "settings"
+    field = _field_for(str(loc))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return SettingsError(field, message[0].lower() + message[1:])
+
+
+def _field_for(loc: str) -> str:
+    """Map a validation location (field name or env alias) back to the field name."""
+    for name in Settings.model_fields:
+        if loc.lower() in (name, _env_name(name).lower()):
+            return name
+    return loc

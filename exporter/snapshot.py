@@ -1,0 +1,62 @@
+"""One successful refresh: the notebooks of a project as listed at one moment.
+
+The part of the exposition that does not depend on the clock is rendered here, once,
+in the refresh thread; each scrape only fills in the countdowns (see `render.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from exporter.exposition import format_value, label_names, series_prefix
+from exporter.metrics import METRICS, Anchor, CountdownMetric, Metric
+from exporter.models import Instance
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """Series prefixes and their anchors: the value at time t is max(0, a + b·t)."""
+
+    prefixes: tuple[str, ...]
+    anchors: tuple[Anchor, ...]
+
+    def lines(self, now: float) -> str:
+        return "".join(
+            f"{prefix}{format_value(max(0.0, a + b * now))}\n"
+            for prefix, (a, b) in zip(self.prefixes, self.anchors)
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    project_id: str
+    instances: tuple[Instance, ...]
+    fetched_at: float  # Unix seconds, when the first page was requested
+    static_lines: dict[str, str] = field(init=False, repr=False)  # metric name → sample lines
+    countdowns: dict[str, Countdown] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        static: dict[str, str] = {}
+        countdowns: dict[str, Countdown] = {}
+        for metric in METRICS:
+            if isinstance(metric, CountdownMetric):
+                countdowns[metric.name] = self._countdown(metric)
+            elif metric.static:
+                static[metric.name] = self._static(metric)
+        object.__setattr__(self, "static_lines", static)
+        object.__setattr__(self, "countdowns", countdowns)
+
+    def _static(self, metric: Metric) -> str:
+        names = label_names(metric)
+        return "".join(
+            f"{series_prefix(metric.name, names, (self.project_id, *labels))}{format_value(v)}\n"
+            for labels, v in metric.snapshot_samples(self)
+        )
+
+    def _countdown(self, metric: CountdownMetric) -> Countdown:
+        names = label_names(metric)
+        found = metric.anchors(self.instances, self.fetched_at)
+        return Countdown(
+            tuple(series_prefix(metric.name, names, (self.project_id, id_)) for id_, _ in found),
+            tuple(anchor for _, anchor in found),
+        )
