@@ -139,7 +139,10 @@ class SnapshotCache:
             wait = max(err.retry_after, 1.0)
         self._next_attempt = now + wait
         if err is not None:
-            stale = self._last_good is not None and now - self._last_good.fetched_at <= self.max_staleness
+            stale = (
+                self._last_good is not None
+                and now - self._last_good.fetched_at <= self.max_staleness
+            )
             log.warning(
                 "refresh failed project_id=%s error=%r next_attempt_in=%.0fs serving=%s",
                 self.project_id,

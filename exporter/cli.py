@@ -18,7 +18,13 @@ from exporter.client import ListQuery, ModelArtsClient
 from exporter.logs import setup_logging
 from exporter.render import Renderer
 from exporter.server import HttpServer, MetricsApp
-from exporter.settings import Settings, SettingsError, build_parser, load_settings, parse_listen_address
+from exporter.settings import (
+    Settings,
+    SettingsError,
+    build_parser,
+    load_settings,
+    parse_listen_address,
+)
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
 
 log = logging.getLogger("exporter")
@@ -66,7 +72,9 @@ def serve(settings: Settings, stack: ExitStack) -> None:
     client = ModelArtsClient(
         settings.modelarts_endpoint,
         settings.project_id,
-        AkSkAuth(settings.ak or SecretStr(""), settings.sk or SecretStr(""), settings.security_token),
+        AkSkAuth(
+            settings.ak or SecretStr(""), settings.sk or SecretStr(""), settings.security_token
+        ),
         query=ListQuery(settings.show_self, settings.pool_id, settings.workspace_id),
         page_size=settings.page_size,
         page_concurrency=settings.page_concurrency,

@@ -93,9 +93,7 @@ def error_from_response(status: int, body: bytes, headers: Any) -> ApiError:
         doc = {}
     if isinstance(doc, dict):
         code = str(doc.get("error_code") or doc.get("code") or "")
-        message = str(
-            doc.get("error_msg") or doc.get("error_message") or doc.get("message") or ""
-        )
+        message = str(doc.get("error_msg") or doc.get("error_message") or doc.get("message") or "")
         request_id = str(doc.get("request_id") or "")
     if not message:
         message = _http_reason(status)
@@ -235,7 +233,9 @@ class ModelArtsClient:
         while True:
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise ApiError(f"refresh budget of {self.refresh_budget:g}s exhausted", code="timeout")
+                raise ApiError(
+                    f"refresh budget of {self.refresh_budget:g}s exhausted", code="timeout"
+                )
             try:
                 return self._send(params, min(self.request_timeout, remaining), deadline)
             except ApiError as err:
@@ -287,10 +287,14 @@ class ModelArtsClient:
                         f"response larger than {self.max_response_bytes} bytes", code="too_large"
                     )
                 if self._clock() > deadline:
-                    raise ApiError("response still arriving at the end of the budget", code="timeout")
+                    raise ApiError(
+                        "response still arriving at the end of the budget", code="timeout"
+                    )
                 chunks.append(chunk)
         except requests.RequestException as err:
-            raise ApiError(f"reading response failed: {_root_cause(err)}", code="connection") from None
+            raise ApiError(
+                f"reading response failed: {_root_cause(err)}", code="connection"
+            ) from None
         return b"".join(chunks)
 
 

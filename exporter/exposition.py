@@ -49,12 +49,14 @@ def series_prefix(name: str, label_names: tuple[str, ...], label_values: tuple[s
     if not label_names:
         return f"{name} "
     pairs = ",".join(
-        f'{k}="{escape_label_value(v)}"' for k, v in zip(label_names, label_values)
+        f'{k}="{escape_label_value(v)}"' for k, v in zip(label_names, label_values, strict=True)
     )
     return f"{name}{{{pairs}}} "
 
 
-format_value = floatToGoString
+def format_value(value: float) -> str:
+    """Go's float formatting, as Prometheus and prometheus_client write values."""
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 def header(metric: Metric, fmt: Format) -> str:

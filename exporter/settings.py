@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import (
     AliasChoices,
@@ -33,7 +33,7 @@ ENV_PREFIX = "MODELARTS_EXPORTER_"
 
 def _setting(default: Any, flag: str | None, env: str, help: str, **kw: Any) -> Any:
     """A field that knows its flag and its environment variable (the CLI reads both)."""
-    extra = {"flag": flag, "env": env}
+    extra: dict[str, Any] = {"flag": flag, "env": env}
     return Field(
         default,
         validation_alias=AliasChoices(env, env.lower()),
@@ -286,22 +286,22 @@ class SettingsError(Exception):
         return f"invalid setting {describe_setting(self.field)}: {self.problem}"
 
 
-def _extra(name: str) -> dict[str, Any]:
+def setting_names(name: str) -> tuple[str | None, str]:
+    """The flag (None for secrets) and the environment variable of a field."""
     extra = Settings.model_fields[name].json_schema_extra
     assert isinstance(extra, dict)
-    return extra
+    return extra["flag"], str(extra["env"])  # type: ignore[return-value]
 
 
 def _env_name(name: str) -> str:
-    return str(_extra(name)["env"])
+    return setting_names(name)[1]
 
 
 def describe_setting(name: str) -> str:
     """`--cache-ttl / MODELARTS_EXPORTER_CACHE_TTL`: how a user sets this field."""
     if name not in Settings.model_fields:
         return name
-    flag = _extra(name)["flag"]
-    env = _env_name(name)
+    flag, env = setting_names(name)
     if name in SECRET_FIELDS:
         return f"{env} (or {env}_FILE)"
     return f"{flag} / {env}" if flag else env
@@ -315,20 +315,28 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port_text)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, exit 2: the same answer as for a bad value."""
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One flag per setting, generated from the fields so the two never disagree."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modelarts-exporter",
         description="Prometheus exporter for Huawei Cloud ModelArts notebook instances.",
         argument_default=argparse.SUPPRESS,
     )
     for name, field in Settings.model_fields.items():
-        flag = _extra(name)["flag"]
+        flag = setting_names(name)[0]
         if not flag:
             continue
         help_text = f"{field.description} [env {_env_name(name)}; default {field.default!r}]"
         if field.annotation is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text
+            )
         else:
             parser.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
     parser.add_argument("--version", action="store_true", help="print the version and exit")

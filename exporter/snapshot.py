@@ -23,7 +23,7 @@ class Countdown:
     def lines(self, now: float) -> str:
         return "".join(
             f"{prefix}{format_value(max(0.0, a + b * now))}\n"
-            for prefix, (a, b) in zip(self.prefixes, self.anchors)
+            for prefix, (a, b) in zip(self.prefixes, self.anchors, strict=True)
         )
 
 

@@ -9,6 +9,7 @@ benchmark all use it.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -95,7 +96,9 @@ class Simulator:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="simulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -143,15 +146,28 @@ class Simulator:
         lowered = {k.lower(): v for k, v in headers.items()}
         token = lowered.get("x-auth-token")
         if token is not None:
-            return None if token in self.tokens else (401, "APIG.0307", "The token must be updated.")
+            return (
+                None if token in self.tokens else (401, "APIG.0307", "The token must be updated.")
+            )
         match = _AUTH.fullmatch(lowered.get("authorization", ""))
         if not match:
-            return (401, "APIG.0301", "Incorrect IAM authentication information: Authorization header missing")
+            return (
+                401,
+                "APIG.0301",
+                "Incorrect IAM authentication information: Authorization header missing",
+            )
         access, signed_names, sig = match.groups()
         if access != self.ak:
             return (401, "APIG.0301", "Incorrect IAM authentication information: ak not exist")
-        if self.security_token is not None and lowered.get("x-security-token") != self.security_token:
-            return (401, "APIG.0301", "Incorrect IAM authentication information: invalid security token")
+        if (
+            self.security_token is not None
+            and lowered.get("x-security-token") != self.security_token
+        ):
+            return (
+                401,
+                "APIG.0301",
+                "Incorrect IAM authentication information: invalid security token",
+            )
         sdk_date = lowered.get("x-sdk-date", "")
         try:
             signed_at = datetime.strptime(sdk_date, DATE_FORMAT).replace(tzinfo=timezone.utc)
@@ -166,7 +182,11 @@ class Simulator:
         query = canonical_query(parse_qsl(parts.query, keep_blank_values=True))
         canonical = canonical_request(method, parts.path, query, lowered, names, body)
         if not hmac.compare_digest(signature(self.sk, sdk_date, canonical), sig):
-            return (401, "APIG.0301", "Incorrect IAM authentication information: verify aksk signature fail")
+            return (
+                401,
+                "APIG.0301",
+                "Incorrect IAM authentication information: verify aksk signature fail",
+            )
         return None
 
     def list_page(self, params: dict[str, str]) -> tuple[int, bytes]:
@@ -204,7 +224,9 @@ class Simulator:
         records = [r for r in records if r["workspace"]["id"] == params.get("workspace_id", "0")]
         sort_key = params.get("sortby", "name")
         records.sort(
-            key=lambda r: int(r["creation_timestamp"]) if sort_key == "creation_timestamp" else r["name"],
+            key=lambda r: (
+                int(r["creation_timestamp"]) if sort_key == "creation_timestamp" else r["name"]
+            ),
             reverse=params.get("order") == "desc",
         )
         encoded = [json.dumps(r, separators=(",", ":")).encode() for r in records]
@@ -239,7 +261,9 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             request_id = uuid.uuid4().hex
             parts = urlsplit(self.path)
             if not _LIST_PATH.match(parts.path):
-                self._send(404, _error("APIG.0101", "The API does not exist or has not been published."))
+                self._send(
+                    404, _error("APIG.0101", "The API does not exist or has not been published.")
+                )
                 return
             project = _LIST_PATH.match(parts.path)["project"]  # type: ignore[index]
             length = int(self.headers.get("Content-Length") or 0)
@@ -256,7 +280,9 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(problem[0], _error(problem[1], problem[2], request_id), request_id)
                 return
             if project != sim.project_id:
-                self._send(403, _error("ModelArts.0203", "No permission for this project.", request_id))
+                self._send(
+                    403, _error("ModelArts.0203", "No permission for this project.", request_id)
+                )
                 return
             fault = sim._next_fault()
             if fault is not None and fault.kind != "slow":
@@ -278,12 +304,10 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.close_connection = True
                 deadline = time.monotonic() + (fault.delay or 30.0)
-                try:
+                with contextlib.suppress(OSError):  # the client gave up: that is the point
                     self.wfile.write(b'{"total_count":1,"instances":[')
                     while time.monotonic() < deadline:
                         self.wfile.write(b" " * 65536)
-                except OSError:
-                    pass
                 return
             if fault.kind in ("malformed", "truncated", "not_json"):
                 _, good = sim.list_page(params)
@@ -294,10 +318,14 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 }[fault.kind]
                 self._send(200, fault.body or payload, request_id)
                 return
-            body = fault.body if fault.body is not None else _error(
-                {429: "APIG.0308", 401: "APIG.0301"}.get(fault.status, "ModelArts.0001"),
-                "simulated failure",
-                request_id,
+            body = (
+                fault.body
+                if fault.body is not None
+                else _error(
+                    {429: "APIG.0308", 401: "APIG.0301"}.get(fault.status, "ModelArts.0001"),
+                    "simulated failure",
+                    request_id,
+                )
             )
             self._send(fault.status, body, request_id, fault.headers)
 
@@ -316,9 +344,7 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            try:
+            with contextlib.suppress(OSError):  # the client may hang up early
                 self.wfile.write(body)
-            except OSError:
-                pass
 
     return Handler

@@ -97,7 +97,11 @@ class Notebook:
     def record(self, now: float, queue_rank: int | None, queue_length: int) -> dict[str, Any]:
         """The instance as the list API returns it."""
         flavor = self.flavor
-        params: dict[str, Any] = {"CPU": flavor.cpu, "GPU": flavor.gpu, "memory": f"{flavor.cpu * 4}GiB"}
+        params: dict[str, Any] = {
+            "CPU": flavor.cpu,
+            "GPU": flavor.gpu,
+            "memory": f"{flavor.cpu * 4}GiB",
+        }
         details: dict[str, Any] = {
             "name": flavor.name,
             "params": params,
@@ -108,7 +112,11 @@ class Notebook:
         if flavor.free and flavor.sold_out:
             details["queuing_num"] = queue_length
             details["queue_left_time"] = 180 * queue_length
-        auto_stop: dict[str, Any] = {"duration": self.duration, "enable": self.auto_stop, "prompt": True}
+        auto_stop: dict[str, Any] = {
+            "duration": self.duration,
+            "enable": self.auto_stop,
+            "prompt": True,
+        }
         if self.status == "RUNNING" and self.auto_stop and self.stop_at is not None:
             auto_stop["remain_time"] = max(0, int(self.stop_at - now))
             if not self.relative_only:
@@ -223,7 +231,9 @@ class Fleet:
             elif nb.status == "RUNNING" and nb.auto_stop and nb.stop_at and now >= nb.stop_at:
                 self._move(nb, "STOPPING", now)
             elif nb.status == "RUNNING" and rng.random() < 0.002:
-                self._move(nb, rng.choice(("RESTARTING", "RESIZING", "STOPPING", "UNAVAILABLE")), now)
+                self._move(
+                    nb, rng.choice(("RESTARTING", "RESIZING", "STOPPING", "UNAVAILABLE")), now
+                )
             elif nb.status == "STOPPED" and rng.random() < 0.01:
                 self._move(nb, "START_QUEUING" if nb.flavor.sold_out else "STARTING", now)
             elif nb.status.endswith("FAILED") or nb.status == "UNAVAILABLE":
@@ -234,7 +244,9 @@ class Fleet:
             elif nb.status in DURATIONS and now >= nb.next_change:
                 self._move(nb, self._after(nb.status), now)
         while len(self.notebooks) < self.size:
-            self.notebooks.append(self._new("CREATE_QUEUING" if rng.random() < 0.3 else "CREATING", now))
+            self.notebooks.append(
+                self._new("CREATE_QUEUING" if rng.random() < 0.3 else "CREATING", now)
+            )
 
     def _after(self, status: str) -> str:
         rng = self._rng
@@ -285,8 +297,16 @@ class Fleet:
     # -- birth --------------------------------------------------------------------------
 
     def _initial_status(self) -> str:
-        weights = {"RUNNING": 40, "STOPPED": 30, "CREATING": 3, "STARTING": 3, "STOPPING": 2,
-                   "CREATE_QUEUING": 4, "START_QUEUING": 3, "DELETED": 2}
+        weights = {
+            "RUNNING": 40,
+            "STOPPED": 30,
+            "CREATING": 3,
+            "STARTING": 3,
+            "STOPPING": 2,
+            "CREATE_QUEUING": 4,
+            "START_QUEUING": 3,
+            "DELETED": 2,
+        }
         return self._rng.choices(list(weights), weights=list(weights.values()))[0]
 
     def _new(self, status: str, now: float, exhibit: bool = False) -> Notebook:
@@ -303,7 +323,7 @@ class Fleet:
             flavor=flavor,
             user=rng.choice(USERS),
             image=IMAGES[2 if flavor.gpu else 0] if flavor.type != "ASCEND" else IMAGES[3],
-            workspace="0" if rng.random() < 0.8 else "ws-research",
+            workspace="0",
             created=min(created, updated),
             status=status,
             updated=updated,

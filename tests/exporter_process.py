@@ -1,0 +1,86 @@
+"""Runs `python -m exporter` as a real process on a free loopback port, for e2e tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ExporterProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def get(
+        self, path: str = "/metrics", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exporter exited with {self.process.returncode}")
+            try:
+                if self.get("/-/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("exporter not ready in time")
+
+    def logs(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+
+@contextmanager
+def exporter_process(
+    *args: str, env: dict[str, str] | None = None, ready: bool = True
+) -> Iterator[ExporterProcess]:
+    port = free_port()
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HUAWEICLOUD_", "MODELARTS_EXPORTER_"))
+    }
+    full_env.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    exporter = ExporterProcess(process, f"http://127.0.0.1:{port}")
+    try:
+        if ready:
+            exporter.wait_ready()
+        yield exporter
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,33 @@
+"""Generated documentation stays in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.docs import metrics_markdown, with_settings_table
+from exporter.metrics import METRICS
+from exporter.settings import Settings, setting_names
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_metrics_md_is_up_to_date():
+    assert (ROOT / "docs" / "metrics.md").read_text() == metrics_markdown(), (
+        "docs/metrics.md is stale: python -m exporter.docs"
+    )
+
+
+def test_every_metric_is_declared_once_and_documented():
+    names = [metric.name for metric in METRICS]
+    assert len(names) == len(set(names))
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    assert all(f"`{name}`" in text for name in names)
+    assert all('"' not in metric.help for metric in METRICS)  # promtool rejects \" in HELP
+
+
+def test_readme_settings_table_is_up_to_date():
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- settings:begin -->" in readme
+    assert with_settings_table(readme) == readme, "README is stale: python -m exporter.docs"
+    for name in Settings.model_fields:
+        assert setting_names(name)[1] in readme

@@ -1,0 +1,129 @@
+"""The exporter as a process, against the simulator over real HTTP with signed requests."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import require_tool
+from exporter_process import exporter_process
+
+from exporter.metrics import METRICS
+from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fault, Fleet, Simulator
+
+
+def env_for(sim: Simulator, **extra: str) -> dict[str, str]:
+    return {
+        "MODELARTS_EXPORTER_ENDPOINT": sim.url,
+        "HUAWEICLOUD_SDK_PROJECT_ID": DEMO_PROJECT_ID,
+        "HUAWEICLOUD_SDK_AK": DEMO_AK,
+        "HUAWEICLOUD_SDK_SK": DEMO_SK,
+        **extra,
+    }
+
+
+def test_scrape_against_the_simulator(simulator, metric_values):
+    with exporter_process("--page-size", "25", env=env_for(simulator)) as exporter:
+        status, headers, body = exporter.get()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    m = metric_values(body.decode())
+    fleet_ids = {r["id"] for r in simulator.fleet.records()}
+    assert m.label_values("modelarts_notebook_instance_info", "id") == fleet_ids
+    assert m("modelarts_up") == 1
+    assert m("modelarts_exporter_api_requests_total", code="200") >= 3  # 60 notebooks, pages of 25
+    assert sum(m.all("modelarts_notebook_instances").values()) == len(fleet_ids)
+
+
+def test_demo_serves_every_metric_and_passes_promtool(metric_values):
+    promtool = require_tool("promtool")
+    with exporter_process("--demo") as exporter:
+        _, _, text = exporter.get()
+        _, headers, om = exporter.get(
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        _, gz_headers, gz = exporter.get(headers={"Accept-Encoding": "gzip"})
+        landing = exporter.get("/")
+        healthy = exporter.get("/-/healthy")
+    for metric in METRICS:
+        assert f"# TYPE {metric.name} " in text.decode(), metric.name
+    m = metric_values(text.decode())
+    assert len(m.label_values("modelarts_notebook_instance_status", "status")) >= 15
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert om.endswith(b"# EOF\n")
+    assert gz_headers["Content-Encoding"] == "gzip" and gzip.decompress(gz).startswith(b"# HELP")
+    assert landing[0] == 200 and b'href="/metrics"' in landing[2]
+    assert healthy[0] == 200
+    for body in (text, om):
+        result = subprocess.run(
+            [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30
+        )
+        assert b"error" not in (result.stdout + result.stderr).lower(), result.stderr
+
+
+def test_twenty_concurrent_scrapes_on_a_cold_cache_list_once(metric_values):
+    with (
+        Simulator(Fleet(size=300, seed=3), latency=0.3) as sim,
+        exporter_process("--page-size", "0", env=env_for(sim), ready=False) as exporter,
+    ):
+        exporter_ready = time.monotonic() + 10
+        while time.monotonic() < exporter_ready:  # wait for the port, not for data
+            try:
+                exporter.get("/-/healthy")
+                break
+            except OSError:
+                time.sleep(0.05)
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(exporter.get()[0])) for _ in range(20)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert results == [200] * 20
+        assert sim.stats.listings == 1
+
+
+def test_stale_data_is_served_while_the_api_fails(metric_values):
+    with (
+        Simulator(Fleet(size=20, seed=5)) as sim,
+        exporter_process("--cache-ttl", "1", env=env_for(sim)) as exporter,
+    ):
+        sim.inject(Fault(status=500), times=None)
+        time.sleep(1.2)
+        status, _, body = exporter.get()
+        m = metric_values(body.decode())
+        assert status == 200 and m("modelarts_up") == 0
+        assert len(m.label_values("modelarts_notebook_instance_info", "id")) == 20
+        assert m("modelarts_exporter_api_requests_total", code="500") >= 1
+        sim.clear()
+        time.sleep(1.2)
+        assert metric_values(exporter.get()[2].decode())("modelarts_up") == 1
+
+
+def test_bad_credentials_show_as_down_and_the_secret_stays_out_of_the_logs(metric_values):
+    with Simulator(Fleet(size=5, seed=5)) as sim:
+        env = env_for(
+            sim, HUAWEICLOUD_SDK_SK="wrong-secret-key-1234", MODELARTS_EXPORTER_LOG_LEVEL="debug"
+        )
+        with exporter_process(env=env, ready=False) as exporter:
+            time.sleep(1.0)
+            m = metric_values(exporter.get()[2].decode())
+            assert exporter.get("/-/ready")[0] == 503
+            exporter.process.send_signal(signal.SIGTERM)
+            assert exporter.process.wait(timeout=10) == 0
+            logs = exporter.logs()
+    assert m("modelarts_up") == 0 and m("modelarts_exporter_api_requests_total", code="401") == 1
+    assert "APIG.0301" in logs and "verify aksk signature fail" in logs
+    assert "wrong-secret-key-1234" not in logs
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_clean_shutdown(signum):
+    with exporter_process("--demo") as exporter:
+        exporter.process.send_signal(signum)
+        assert exporter.process.wait(timeout=5) == 0

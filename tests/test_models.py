@@ -1,0 +1,127 @@
+"""The response models accept what the real API sends and skip only what is unreadable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import fixture_bytes
+
+from exporter.models import Instance, MalformedResponse, parse_page
+
+
+def test_the_vendor_list_example_parses():
+    page = parse_page(fixture_bytes("list-instances.json"))
+    assert page.total_count == 2 and page.invalid == 0
+    running, stopped = page.instances
+    assert (running.status, stopped.status) == ("RUNNING", "STOPPED")
+    assert running.creation_timestamp == 1594887749.962
+    assert running.auto_stop is not None and running.auto_stop.stop_timestamp == 1594891408.723
+    assert stopped.auto_stop is not None and stopped.auto_stop.stop_timestamp is None
+    assert running.flavor_type == "GPU" and stopped.flavor_name == "modelarts.vm.cpu.2u"
+
+
+def test_the_vendor_detail_example_parses_as_an_instance():
+    instance = Instance.model_validate_json(fixture_bytes("instance-detail.json"))
+    assert instance.latest_update_timestamp == 1594888070.775
+    assert instance.auto_stop is not None and instance.auto_stop.remain_time == 3336
+
+
+def test_total_count_as_string_and_timestamps_as_numbers():
+    body = {
+        "total_count": "1",
+        "instances": [
+            {
+                "id": "a",
+                "status": "RUNNING",
+                "creation_timestamp": 1594887749962,
+                "latest_update_timestamp": "1594887749962",
+                "spec": {"auto_stop": {"stop_timestamp": "1594891408723", "enable": True}},
+            }
+        ],
+    }
+    page = parse_page(json.dumps(body).encode())
+    assert page.total_count == 1
+    (instance,) = page.instances
+    assert instance.creation_timestamp == instance.latest_update_timestamp == 1594887749.962
+    assert instance.auto_stop is not None and instance.auto_stop.stop_timestamp == 1594891408.723
+
+
+def test_every_object_may_be_null_or_absent_and_extra_fields_are_ignored():
+    nulls = {
+        k: None
+        for k in (
+            "flavor_details",
+            "profile",
+            "pool",
+            "workspace",
+            "user",
+            "spec",
+            "queuing_info",
+            "error_code",
+            "name",
+            "flavor",
+        )
+    }
+    body = {
+        "instances": [
+            {"id": "a", "status": "STOPPED", **nulls, "brand_new_field": {"x": 1}},
+            {"id": "b", "status": "RUNNING", "spec": {"auto_stop": None}},
+        ]
+    }
+    page = parse_page(json.dumps(body).encode())
+    assert [i.id for i in page.instances] == ["a", "b"] and page.invalid == 0
+    a = page.instances[0]
+    assert (a.name, a.flavor_name, a.flavor_type, a.pool_id, a.image, a.error) == (
+        "",
+        "",
+        "",
+        "",
+        "",
+        None,
+    )
+
+
+def test_unknown_status_is_kept_as_it_is():
+    page = parse_page(b'{"instances":[{"id":"a","status":"HIBERNATING"}]}')
+    assert page.instances[0].status == "HIBERNATING"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"status": "RUNNING"},  # no id
+        {"id": "", "status": "RUNNING"},
+        {"id": "x", "status": None},
+        {"id": "x", "status": "RUNNING", "creation_timestamp": "yesterday"},
+        {"id": "x", "status": "RUNNING", "creation_timestamp": -5},
+        {"id": "x", "status": "RUNNING", "spec": {"auto_stop": {"remain_time": "NaN"}}},
+        {"id": "x", "status": "RUNNING", "queuing_info": {"rank": "first"}},
+        {"id": "x", "status": "RUNNING", "user": "not an object"},
+        "not even an object",
+        None,
+    ],
+)
+def test_one_unreadable_record_is_skipped_and_counted(bad):
+    good = {"id": "good", "status": "RUNNING"}
+    page = parse_page(
+        json.dumps({"total_count": 3, "instances": [good, bad, good | {"id": "g2"}]}).encode()
+    )
+    assert [i.id for i in page.instances] == ["good", "g2"]
+    assert page.invalid == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"<html>Bad Gateway</html>",
+        b'{"total_count": 2, "instances": [',
+        b"[1, 2]",
+        b'{"instances": {"id": 1}}',
+        b'{"total_count": "many"}',
+    ],
+)
+def test_a_body_that_is_no_list_response_is_malformed(body):
+    with pytest.raises(MalformedResponse):
+        parse_page(body)
