@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
-from exporter.client import ApiError, Listing
+from exporter.client import Listing, Telemetry
+from exporter.errors import ApiError
 from exporter.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ class TargetStatus:
     up: bool = False
     last_success: float | None = None
     last_duration: float | None = None
-    requests: dict[str, int] = field(default_factory=dict)
     invalid_total: int = 0
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
 
 class SnapshotCache:
@@ -48,14 +49,14 @@ class SnapshotCache:
         *,
         ttl: float,
         max_staleness: float,
-        request_counts: Callable[[], dict[str, int]] = dict,
+        telemetry: Callable[[], Telemetry] = Telemetry,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project_id = project_id
         self.ttl = ttl
         self.max_staleness = max_staleness
         self._fetch = fetch
-        self._request_counts = request_counts
+        self._telemetry = telemetry
         self._clock = clock
         self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
         self._refresh_lock = threading.Lock()  # the single flight
@@ -86,8 +87,8 @@ class SnapshotCache:
             up=self._up,
             last_success=self._last_success,
             last_duration=self._last_duration,
-            requests=self._request_counts(),
             invalid_total=self._invalid_total,
+            telemetry=self._telemetry(),
         )
 
     def _expired(self) -> bool:

@@ -12,10 +12,10 @@ from contextlib import ExitStack
 from pydantic import SecretStr
 
 from exporter import __version__
-from exporter.auth.signer import AkSkAuth
+from exporter.auth import build_provider
 from exporter.cache import SnapshotCache
 from exporter.client import ListQuery, ModelArtsClient
-from exporter.logs import setup_logging
+from exporter.logs import RedactSecrets, setup_logging
 from exporter.render import Renderer
 from exporter.server import HttpServer, MetricsApp
 from exporter.settings import (
@@ -40,12 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format, settings.secret_values())
+    redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
     with ExitStack() as stack:
         if settings.demo:
             settings = _start_demo(settings, stack)
         try:
-            serve(settings, stack)
+            serve(settings, stack, redact)
         except OSError as err:
             log.error("cannot serve on %s: %s", settings.web_listen_address, err.strerror or err)
             return 1
@@ -68,13 +68,13 @@ def _start_demo(settings: Settings, stack: ExitStack) -> Settings:
     )
 
 
-def serve(settings: Settings, stack: ExitStack) -> None:
+def serve(settings: Settings, stack: ExitStack, redact: RedactSecrets) -> None:
+    provider = build_provider(settings)
+    redact.add_source(provider.secrets)
     client = ModelArtsClient(
         settings.modelarts_endpoint,
         settings.project_id,
-        AkSkAuth(
-            settings.ak or SecretStr(""), settings.sk or SecretStr(""), settings.security_token
-        ),
+        provider,
         query=ListQuery(settings.show_self, settings.pool_id, settings.workspace_id),
         page_size=settings.page_size,
         page_concurrency=settings.page_concurrency,
@@ -88,7 +88,7 @@ def serve(settings: Settings, stack: ExitStack) -> None:
         client.list_instances,
         ttl=settings.cache_ttl,
         max_staleness=settings.max_staleness,
-        request_counts=client.requests.snapshot,
+        telemetry=client.telemetry,
     )
     app = MetricsApp(
         Renderer(lambda: [cache.status()]),

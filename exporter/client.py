@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from exporter import __version__
+from exporter.auth.provider import CredentialProvider
+from exporter.errors import ApiError, CredentialError, error_from_response
 from exporter.models import Instance, MalformedResponse, Page, parse_page
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ USER_AGENT = f"modelarts-exporter/{__version__}"
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _RETRY_PAUSE = 0.2  # seconds before repeating a 5xx or a dropped connection
 _MAX_429_WAITS = 2
-_MAX_PAGES = 2000  # a hard stop for a server that never returns a short page
+_MAX_PAGES = 2000
+CLOCK_SKEW_WARNING = 60.0  # seconds  # a hard stop for a server that never returns a short page
 
 
 @dataclass(frozen=True)
@@ -53,83 +55,19 @@ class ListQuery:
         return params
 
 
-class ApiError(Exception):
-    """A list request failed; `str()` is a log-ready line without any secret."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str = "",
-        request_id: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after
-
-    @property
-    def is_auth(self) -> bool:
-        return self.status in (401, 403)
-
-    def __str__(self) -> str:
-        parts = [f"status={self.status}" if self.status else "", self.code, super().__str__()]
-        if self.request_id:
-            parts.append(f"(request_id={self.request_id})")
-        return " ".join(p for p in parts if p)
-
-
-def error_from_response(status: int, body: bytes, headers: Any) -> ApiError:
-    """Read the error in any of its shapes: `error_msg`, `error_message` or `message`."""
-    import json
-
-    code = message = request_id = ""
-    try:
-        doc = json.loads(body) if body else {}
-    except ValueError:
-        doc = {}
-    if isinstance(doc, dict):
-        code = str(doc.get("error_code") or doc.get("code") or "")
-        message = str(doc.get("error_msg") or doc.get("error_message") or doc.get("message") or "")
-        request_id = str(doc.get("request_id") or "")
-    if not message:
-        message = _http_reason(status)
-    request_id = request_id or headers.get("X-Request-Id", "")
-    retry_after = _retry_after(headers.get("Retry-After")) if status == 429 else None
-    return ApiError(
-        message[:300], status=status, code=code, request_id=request_id, retry_after=retry_after
-    )
-
-
-def _http_reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "unexpected status"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 @dataclass(frozen=True)
 class Listing:
     instances: list[Instance]
     invalid: int
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What the client has to say about itself, for the exporter's own metrics."""
+
+    requests: dict[str, int] = field(default_factory=dict)  # to ModelArts, by code
+    auth_requests: dict[str, int] = field(default_factory=dict)  # to IAM or metadata
+    clock_skew: float | None = None
 
 
 @dataclass
@@ -155,7 +93,7 @@ class ModelArtsClient:
         self,
         base_url: str,
         project_id: str,
-        auth: requests.auth.AuthBase | None,
+        auth: CredentialProvider | None,
         *,
         query: ListQuery | None = None,
         page_size: int = 200,
@@ -175,6 +113,8 @@ class ModelArtsClient:
         self.refresh_budget = refresh_budget
         self.max_response_bytes = max_response_bytes
         self.requests = RequestCounter()
+        self.auth = auth
+        self.clock_skew: float | None = None  # the gateway's clock minus ours, from `Date`
         self._clock = clock
         self._sleep = sleep
         self.session = requests.Session()
@@ -187,6 +127,10 @@ class ModelArtsClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def telemetry(self) -> Telemetry:
+        auth_requests = self.auth.requests_sent() if self.auth is not None else {}
+        return Telemetry(self.requests.snapshot(), auth_requests, self.clock_skew)
 
     def list_instances(self) -> Listing:
         """One refresh: every page, de-duplicated by id, within the time budget."""
@@ -230,6 +174,7 @@ class ModelArtsClient:
     def _get(self, params: dict[str, str], deadline: float) -> bytes:
         """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting."""
         attempts_5xx = waits_429 = 0
+        renewed = False
         while True:
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -239,6 +184,12 @@ class ModelArtsClient:
             try:
                 return self._send(params, min(self.request_timeout, remaining), deadline)
             except ApiError as err:
+                refused = err.is_auth and not isinstance(err, CredentialError)
+                if refused and not renewed and self.auth is not None and self.auth.renew():
+                    # An expired or revoked token: fetch a new one, once per refresh.
+                    log.info("credentials refused (%s); renewing them once", err)
+                    renewed = True
+                    continue
                 pause = self._retry_pause(err, attempts_5xx, waits_429)
                 if pause is None or self._clock() + pause >= deadline:
                     raise
@@ -270,10 +221,31 @@ class ModelArtsClient:
             raise ApiError(f"connection failed: {_root_cause(err)}", code="connection") from None
         with response:
             self.requests.add(str(response.status_code))
+            self._note_clock_skew(response.headers.get("Date"))
             body = self._read_body(response, deadline)
             if response.status_code != 200:
                 raise error_from_response(response.status_code, body, response.headers)
             return body
+
+    def _note_clock_skew(self, date: str | None) -> None:
+        """The gateway rejects signatures 15 minutes off: say so long before that."""
+        if not date:
+            return
+        try:
+            skew = parsedate_to_datetime(date).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return
+        # `Date` has whole seconds: within a second, our clocks agree.
+        skew = 0.0 if abs(skew) < 1.0 else skew
+        if abs(skew) > CLOCK_SKEW_WARNING and (
+            self.clock_skew is None or abs(self.clock_skew) <= CLOCK_SKEW_WARNING
+        ):
+            log.warning(
+                "local clock is %.0fs %s the API gateway's; signatures fail beyond 900s",
+                abs(skew),
+                "behind" if skew > 0 else "ahead of",
+            )
+        self.clock_skew = skew
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """Read at most `max_response_bytes`, and only until the deadline."""

@@ -6,26 +6,37 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 REDACTED = "[REDACTED]"
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces any configured secret value that slipped into a message or its arguments."""
+    """Replaces any secret value that slipped into a message, its arguments or traceback.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    Secrets come from sources asked at each record: the configured ones, and those learnt
+    at run time (IAM tokens, temporary keys).
+    """
+
+    def __init__(self, *sources: Callable[[], Iterable[str]]) -> None:
         super().__init__()
-        # Longest first, so a secret containing another is replaced whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.sources = list(sources)
+
+    def add_source(self, source: Callable[[], Iterable[str]]) -> None:
+        self.sources.append(source)
+
+    def secrets(self) -> list[str]:
+        found = {s for source in self.sources for s in source() if len(s) >= 4}
+        return sorted(found, key=len, reverse=True)  # a secret containing another goes first
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        secrets = self.secrets()
+        if not secrets:
             return True
         text = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        for secret in self.secrets:
+        for secret in secrets:
             text = text.replace(secret, REDACTED)
             if record.exc_text:
                 record.exc_text = record.exc_text.replace(secret, REDACTED)
@@ -74,12 +85,17 @@ def _logfmt_value(value: str) -> str:
     return f'"{escaped}"'
 
 
-def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
+def setup_logging(
+    level: str, fmt: str, secrets: Callable[[], Iterable[str]] = list
+) -> RedactSecrets:
+    """Log to stderr in logfmt or JSON; the returned filter can learn more secrets."""
+    redact = RedactSecrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(redact)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # urllib3 logs full URLs at debug; ours are signed but hold no secret. Keep it quiet.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    return redact

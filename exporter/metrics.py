@@ -231,8 +231,8 @@ def _age(s: TargetStatus, now: float) -> Iterable[Sample]:
     return _one(None if s.snapshot is None else max(0.0, now - s.snapshot.fetched_at))
 
 
-def _requests(s: TargetStatus, _: float) -> Iterable[Sample]:
-    return sorted(((code,), float(n)) for code, n in s.requests.items())
+def _by_code(counts: dict[str, int], *labels: str) -> Iterable[Sample]:
+    return sorted(((*labels, code), float(n)) for code, n in counts.items())
 
 
 # -- the table ---------------------------------------------------------------------
@@ -365,7 +365,22 @@ METRICS: tuple[Metric, ...] = (
         "Requests sent to ModelArts, by HTTP status code or error.",
         ("code",),
         type="counter",
-        value=_requests,
+        value=lambda s, _: _by_code(s.telemetry.requests),
+    ),
+    ExporterMetric(
+        "modelarts_exporter_auth_requests_total",
+        "Requests sent to IAM or the ECS metadata service for credentials, "
+        "by HTTP status or error.",
+        ("code",),
+        type="counter",
+        value=lambda s, _: _by_code(s.telemetry.auth_requests),
+    ),
+    ExporterMetric(
+        "modelarts_exporter_clock_skew_seconds",
+        "The API gateway's clock minus the local clock, from the Date header of its answers; "
+        "signatures are refused beyond 900 seconds.",
+        (),
+        value=lambda s, _: _one(s.telemetry.clock_skew),
     ),
     ExporterMetric(
         "modelarts_exporter_invalid_instances_total",

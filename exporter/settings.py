@@ -101,6 +101,31 @@ class Settings(BaseSettings):
         None, None, "HUAWEICLOUD_SDK_SECURITY_TOKEN", "security token of temporary credentials"
     )
 
+    auth_mode: Literal["auto", "aksk", "iam", "ecs", "token"] = _setting(
+        "auto",
+        "--auth.mode",
+        ENV_PREFIX + "AUTH_MODE",
+        "credentials to use: auto (by what is set), aksk, iam, ecs or token",
+    )
+    iam_username: str = _setting(
+        "", "--iam.username", ENV_PREFIX + "IAM_USERNAME", "IAM user name (auth mode iam)"
+    )
+    iam_password: SecretStr | None = _setting(
+        None, None, ENV_PREFIX + "IAM_PASSWORD", "IAM user password (auth mode iam)"
+    )
+    iam_domain: str = _setting(
+        "", "--iam.domain", ENV_PREFIX + "IAM_DOMAIN", "IAM account (domain) name (auth mode iam)"
+    )
+    auth_token: SecretStr | None = _setting(
+        None, None, ENV_PREFIX + "AUTH_TOKEN", "a fixed IAM token, for debugging (auth mode token)"
+    )
+    metadata_url: str = _setting(
+        "http://169.254.169.254/openstack/latest/securitykey",
+        "--auth.metadata-url",
+        ENV_PREFIX + "METADATA_URL",
+        "ECS metadata endpoint of agency credentials (auth mode ecs)",
+    )
+
     # -- how to talk to the API ---------------------------------------------------------
     cache_ttl: float = _setting(
         30.0,
@@ -184,7 +209,7 @@ class Settings(BaseSettings):
         parse_listen_address(value)
         return value
 
-    @field_validator("endpoint", "iam_endpoint")
+    @field_validator("endpoint", "iam_endpoint", "metadata_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
@@ -206,11 +231,36 @@ class Settings(BaseSettings):
             raise _Missing("project_id", "is required (or run with --demo)")
         if not self.region and not self.endpoint:
             raise _Missing("region", "is required unless --endpoint is given")
-        if self.ak is None or not self.ak.get_secret_value():
-            raise _Missing("ak", "is required (or run with --demo)")
-        if self.sk is None or not self.sk.get_secret_value():
-            raise _Missing("sk", "is required when an access key is given")
+        mode = self.effective_auth_mode
+        if mode == "auto":
+            raise _Missing(
+                "auth_mode",
+                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
+                "MODELARTS_EXPORTER_IAM_USERNAME/PASSWORD/DOMAIN, "
+                "MODELARTS_EXPORTER_AUTH_TOKEN, or --auth.mode=ecs (or run with --demo)",
+            )
+        for name in _REQUIRED_BY_MODE[mode]:
+            value = getattr(self, name)
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                raise _Missing(name, f"is required with auth mode {mode}")
+        if mode == "iam" and not self.region and not self.iam_endpoint:
+            raise _Missing(
+                "iam_endpoint", "is required with auth mode iam unless --region is given"
+            )
         return self
+
+    @property
+    def effective_auth_mode(self) -> str:
+        """The auth mode asked for, or the one the configured credentials imply."""
+        if self.auth_mode != "auto":
+            return self.auth_mode
+        if self.auth_token is not None:
+            return "token"
+        if self.ak is not None or self.sk is not None:
+            return "aksk"
+        if self.iam_username or self.iam_password is not None:
+            return "iam"
+        return "auto"
 
     @classmethod
     def settings_customise_sources(
@@ -237,14 +287,17 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter."""
-        return [
-            s.get_secret_value()
-            for s in (self.ak, self.sk, self.security_token)
-            if s is not None and s.get_secret_value()
-        ]
+        secrets = (getattr(self, name) for name in SECRET_FIELDS)
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
 
-SECRET_FIELDS = ("ak", "sk", "security_token")
+SECRET_FIELDS = ("ak", "sk", "security_token", "iam_password", "auth_token")
+_REQUIRED_BY_MODE = {
+    "aksk": ("ak", "sk"),
+    "iam": ("iam_username", "iam_password", "iam_domain"),
+    "token": ("auth_token",),
+    "ecs": (),
+}
 
 
 class _Missing(ValueError):

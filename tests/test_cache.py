@@ -9,7 +9,8 @@ import time
 import pytest
 
 from exporter.cache import AUTH_BACKOFF_BASE, SnapshotCache
-from exporter.client import ApiError, Listing
+from exporter.client import Listing
+from exporter.errors import ApiError
 from exporter.models import Instance
 
 

@@ -9,8 +9,9 @@ import pytest
 import responses
 from pydantic import SecretStr
 
-from exporter.auth.signer import AkSkAuth
-from exporter.client import ApiError, ListQuery, ModelArtsClient
+from exporter.auth.aksk import AkSkProvider
+from exporter.client import ListQuery, ModelArtsClient
+from exporter.errors import ApiError
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
 PROJECT = "p1"
@@ -42,7 +43,7 @@ def page(total: int, *ids: str) -> dict[str, object]:
 
 def make_client(clock: FakeClock | None = None, **kw: object) -> ModelArtsClient:
     clock = clock or FakeClock()
-    auth = AkSkAuth(SecretStr("AK"), SecretStr("SK"))
+    auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
     return ModelArtsClient(BASE, PROJECT, auth, clock=clock, sleep=clock.sleep, **kw)  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from exporter.cache import TargetStatus
+from exporter.client import Telemetry
 from exporter.collector import ModelArtsCollector
 from exporter.exposition import OPENMETRICS, TEXT
 from exporter.metrics import KNOWN_STATUSES, METRICS
@@ -37,7 +38,7 @@ def scrape(status: TargetStatus, now: float = NOW, fmt=TEXT) -> str:
 
 @pytest.fixture
 def example() -> TargetStatus:
-    return status_of(fixture_bytes("list-instances.json"), requests={"200": 1})
+    return status_of(fixture_bytes("list-instances.json"), telemetry=Telemetry(requests={"200": 1}))
 
 
 def test_examples_instances_statuses_and_flavors(example, metric_values):
@@ -159,7 +160,7 @@ def test_exporter_metrics(example, metric_values):
 
 
 def test_no_data_still_serves_health(metric_values):
-    status = TargetStatus(PROJECT, None, up=False, requests={"401": 1})
+    status = TargetStatus(PROJECT, None, up=False, telemetry=Telemetry(requests={"401": 1}))
     m = metric_values(scrape(status))
     assert m("modelarts_up") == 0
     assert m("modelarts_exporter_api_requests_total", code="401") == 1
@@ -174,7 +175,7 @@ def hostile_status() -> TargetStatus:
     doc["instances"][0]["name"] = HOSTILE
     doc["instances"][0]["user"]["name"] = HOSTILE
     doc["instances"][1]["flavor"] = HOSTILE
-    return status_of(json.dumps(doc).encode(), requests={"200": 3, "error": 1})
+    return status_of(json.dumps(doc).encode(), telemetry=Telemetry(requests={"200": 3, "error": 1}))
 
 
 def test_hostile_label_values_survive(metric_values):

@@ -1,9 +1,10 @@
 """The ModelArts list API, simulated over HTTP on loopback, with faults on demand.
 
 It checks AK/SK signatures exactly as the gateway does (and X-Auth-Token for token
-auth), serves the fleet with the real pagination and filters, and can be told to fail:
-the next N requests, or a random share of them, answer with a 5xx, a 429, a malformed
-or truncated body, a body that never ends, or not at all. `--demo`, the tests and the
+auth), issues IAM tokens and ECS temporary keys as IAM and the metadata service do,
+serves the fleet with the real pagination and filters, and can be told to fail: the next
+N requests, or a random share of them, answer with a 5xx, a 429, a malformed or
+truncated body, a body that never ends, or not at all. `--demo`, the tests and the
 benchmark all use it.
 """
 
@@ -33,8 +34,12 @@ log = logging.getLogger(__name__)
 DEMO_PROJECT_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 DEMO_AK = "DEMOAKSIMULATOR00001"
 DEMO_SK = "demo-secret-key-not-a-real-one-0000000000"
+DEMO_IAM_USER = "demo-user"
+DEMO_IAM_LOGIN = ("demo-password-0000", "demo-domain")  # password, domain
 CALLER = "ops_dev_env"  # the user the credentials belong to (what show_self=true lists)
 MAX_CLOCK_SKEW = 15 * 60
+IAM_TOKENS_PATH = "/v3/auth/tokens"
+METADATA_PATH = "/openstack/latest/securitykey"
 _LIST_PATH = re.compile(r"^/v1/(?P<project>[^/]+)/demanager/instances/?$")
 _AUTH = re.compile(r"SDK-HMAC-SHA256 Access=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]+)")
 
@@ -55,6 +60,8 @@ class Stats:
     requests: int = 0  # every request to the list path
     listings: int = 0  # requests for the first page: one per exporter refresh
     rejected: int = 0  # signature or token failures
+    iam_requests: int = 0
+    metadata_requests: int = 0
 
 
 class Simulator:
@@ -68,7 +75,8 @@ class Simulator:
         ak: str = DEMO_AK,
         sk: str = DEMO_SK,
         security_token: str | None = None,
-        tokens: set[str] | None = None,
+        iam_users: dict[str, tuple[str, str]] | None = None,
+        credential_lifetime: float = 86400.0,
         latency: float = 0.0,
         fault_rate: float = 0.0,
         seed: int = 7,
@@ -78,7 +86,10 @@ class Simulator:
         self.fleet = fleet or Fleet(seed=seed, clock=clock)
         self.project_id = project_id
         self.ak, self.sk, self.security_token = ak, sk, security_token
-        self.tokens = tokens if tokens is not None else set()
+        self.iam_users = iam_users if iam_users is not None else {DEMO_IAM_USER: DEMO_IAM_LOGIN}
+        self.credential_lifetime = credential_lifetime
+        self.tokens: dict[str, float] = {}  # IAM token → expiry
+        self.temporary_keys: dict[str, tuple[str, str, float]] = {}  # ak → sk, token, expiry
         self.latency = latency
         self.fault_rate = fault_rate
         self.clock = clock
@@ -146,9 +157,9 @@ class Simulator:
         lowered = {k.lower(): v for k, v in headers.items()}
         token = lowered.get("x-auth-token")
         if token is not None:
-            return (
-                None if token in self.tokens else (401, "APIG.0307", "The token must be updated.")
-            )
+            if self.tokens.get(token, 0.0) > self.clock():
+                return None
+            return (401, "APIG.0301", "Incorrect IAM authentication information: token expires")
         match = _AUTH.fullmatch(lowered.get("authorization", ""))
         if not match:
             return (
@@ -157,12 +168,11 @@ class Simulator:
                 "Incorrect IAM authentication information: Authorization header missing",
             )
         access, signed_names, sig = match.groups()
-        if access != self.ak:
+        keys = {self.ak: (self.sk, self.security_token, float("inf")), **self.temporary_keys}
+        if access not in keys or keys[access][2] <= self.clock():
             return (401, "APIG.0301", "Incorrect IAM authentication information: ak not exist")
-        if (
-            self.security_token is not None
-            and lowered.get("x-security-token") != self.security_token
-        ):
+        secret, security_token, _ = keys[access]
+        if security_token is not None and lowered.get("x-security-token") != security_token:
             return (
                 401,
                 "APIG.0301",
@@ -181,13 +191,43 @@ class Simulator:
         parts = urlsplit(raw_path)
         query = canonical_query(parse_qsl(parts.query, keep_blank_values=True))
         canonical = canonical_request(method, parts.path, query, lowered, names, body)
-        if not hmac.compare_digest(signature(self.sk, sdk_date, canonical), sig):
+        if not hmac.compare_digest(signature(secret, sdk_date, canonical), sig):
             return (
                 401,
                 "APIG.0301",
                 "Incorrect IAM authentication information: verify aksk signature fail",
             )
         return None
+
+    def issue_token(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """`POST /v3/auth/tokens` with a password: a project-scoped token, or 401."""
+        try:
+            auth = json.loads(body)["auth"]
+            user = auth["identity"]["password"]["user"]
+            login = (user["name"], user["password"], user["domain"]["name"])
+            project = auth["scope"]["project"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return 400, {}, _iam_error(400, "Bad Request", "The request body is invalid.")
+        if self.iam_users.get(login[0]) != login[1:]:
+            return 401, {}, _iam_error(401, "Unauthorized", "The username or password is wrong.")
+        if project != self.project_id:
+            return 401, {}, _iam_error(401, "Unauthorized", "The project does not exist.")
+        token = "MIIT" + uuid.uuid4().hex * 4
+        expires = self.clock() + self.credential_lifetime
+        with self._lock:
+            self.tokens[token] = expires
+        doc = {"token": {"expires_at": _iso(expires), "project": {"id": project}}}
+        return 201, {"X-Subject-Token": token}, json.dumps(doc).encode()
+
+    def issue_temporary_keys(self) -> bytes:
+        """The ECS metadata service: temporary keys of the VM's agency."""
+        access = "TMP" + uuid.uuid4().hex[:17].upper()
+        secret, token = uuid.uuid4().hex * 2, "gQpo" + uuid.uuid4().hex * 8
+        expires = self.clock() + self.credential_lifetime
+        with self._lock:
+            self.temporary_keys[access] = (secret, token, expires)
+        credential = {"access": access, "secret": secret, "securitytoken": token}
+        return json.dumps({"credential": {**credential, "expires_at": _iso(expires)}}).encode()
 
     def list_page(self, params: dict[str, str]) -> tuple[int, bytes]:
         if params.get("de_type") != "Notebook":
@@ -244,6 +284,14 @@ def _dig(record: dict[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iam_error(code: int, title: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "title": title, "message": message}}).encode()
+
+
 def _error(code: str, message: str, request_id: str | None = None) -> bytes:
     return json.dumps(
         {"error_code": code, "error_msg": message, "request_id": request_id or uuid.uuid4().hex}
@@ -257,9 +305,25 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("simulator %s", format % args)
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if urlsplit(self.path).path != IAM_TOKENS_PATH:
+                self._send(404, _error("APIG.0101", "The API does not exist."))
+                return
+            with sim._lock:
+                sim.stats.iam_requests += 1
+            status, headers, payload = sim.issue_token(body)
+            self._send(status, payload, uuid.uuid4().hex, headers)
+
         def do_GET(self) -> None:
             request_id = uuid.uuid4().hex
             parts = urlsplit(self.path)
+            if parts.path == METADATA_PATH:
+                with sim._lock:
+                    sim.stats.metadata_requests += 1
+                self._send(200, sim.issue_temporary_keys())
+                return
             if not _LIST_PATH.match(parts.path):
                 self._send(
                     404, _error("APIG.0101", "The API does not exist or has not been published.")

@@ -1,0 +1,22 @@
+"""Permanent or temporary access keys from the environment: sign every request."""
+
+from __future__ import annotations
+
+import requests
+from pydantic import SecretStr
+
+from exporter.auth.provider import CredentialProvider
+from exporter.auth.signer import AkSkAuth
+
+
+class AkSkProvider(CredentialProvider):
+    mode = "aksk"
+
+    def __init__(self, ak: SecretStr, sk: SecretStr, security_token: SecretStr | None = None):
+        self._signer = AkSkAuth(ak, sk, security_token)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return self._signer(request)
+
+    def __repr__(self) -> str:
+        return f"AkSkProvider({self._signer!r})"

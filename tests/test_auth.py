@@ -1,0 +1,431 @@
+"""Credential providers: IAM password tokens, ECS agency keys, static tokens, AK/SK."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+import requests
+import responses
+from exporter_process import exporter_process
+from pydantic import SecretStr
+
+from exporter.auth import build_provider
+from exporter.auth.aksk import AkSkProvider
+from exporter.auth.ecs import EcsAgencyProvider
+from exporter.auth.iam import IamPasswordProvider
+from exporter.auth.provider import CredentialProvider
+from exporter.auth.token import StaticTokenProvider
+from exporter.cache import SnapshotCache
+from exporter.client import ModelArtsClient
+from exporter.errors import ApiError
+from exporter.settings import SettingsError, build_parser, load_settings
+from exporter.simulator import DEMO_PROJECT_ID, Fleet, Simulator
+from exporter.simulator.api import DEMO_IAM_LOGIN, DEMO_IAM_USER
+
+BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
+IAM = "https://iam.cn-north-4.myhuaweicloud.com"
+METADATA = "http://127.0.0.1:1/openstack/latest/securitykey"  # never contacted: mocked
+PROJECT = "p1"
+LIST_URL = f"{BASE}/v1/{PROJECT}/demanager/instances"
+TOKEN_URL = f"{IAM}/v3/auth/tokens"
+PASSWORD = "iam-password-secret-1"
+START = 1_800_000_000.0
+LIST_OK = {"total_count": 1, "instances": [{"id": "a", "status": "RUNNING"}]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FakeIam:
+    """IAM and the metadata service behind `responses`, handing out numbered credentials."""
+
+    def __init__(self, clock: Clock, lifetime: float = 86400) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.issued: list[str] = []
+        self.bodies: list[dict[str, object]] = []
+
+    def token(self, request):
+        self.bodies.append(json.loads(request.body))
+        self.issued.append(f"token-{len(self.issued) + 1}")
+        body = {"token": {"expires_at": iso(self.clock() + self.lifetime)}}
+        return (201, {"X-Subject-Token": self.issued[-1]}, json.dumps(body))
+
+    def keys(self, request):
+        self.issued.append(f"TMPAK{len(self.issued) + 1}")
+        credential = {
+            "access": self.issued[-1],
+            "secret": "temporary-secret",
+            "securitytoken": "temporary-security-token",
+            "expires_at": iso(self.clock() + self.lifetime),
+        }
+        return (200, {}, json.dumps({"credential": credential}))
+
+
+def iam_provider(clock: Clock) -> IamPasswordProvider:
+
+    return IamPasswordProvider(
+        IAM, "ops", SecretStr(PASSWORD), "acme", PROJECT, session=requests.Session(), clock=clock
+    )
+
+
+def ecs_provider(clock: Clock) -> EcsAgencyProvider:
+
+    return EcsAgencyProvider(METADATA, session=requests.Session(), clock=clock)
+
+
+def client_for(provider: CredentialProvider, clock: Clock) -> ModelArtsClient:
+    return ModelArtsClient(BASE, PROJECT, provider, page_size=0, clock=clock, sleep=clock.sleep)
+
+
+def list_calls() -> list[responses.Call]:
+    return [c for c in responses.calls if c.request.url.startswith(LIST_URL)]
+
+
+def auth_calls() -> list[responses.Call]:
+    return [c for c in responses.calls if not c.request.url.startswith(LIST_URL)]
+
+
+# -- IAM password tokens ---------------------------------------------------------------
+
+
+@responses.activate
+def test_iam_token_is_fetched_once_scoped_to_the_project_and_sent():
+    clock = Clock()
+    iam = FakeIam(clock)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.get(LIST_URL, json=LIST_OK)
+    client = client_for(iam_provider(clock), clock)
+    client.list_instances()
+    client.list_instances()
+    assert len(auth_calls()) == 1
+    assert [c.request.headers["X-Auth-Token"] for c in list_calls()] == ["token-1", "token-1"]
+    auth = iam.bodies[0]["auth"]
+    assert auth["scope"] == {"project": {"id": PROJECT}}  # type: ignore[index]
+    user = auth["identity"]["password"]["user"]  # type: ignore[index]
+    assert user == {"name": "ops", "password": PASSWORD, "domain": {"name": "acme"}}
+    assert client.telemetry().auth_requests == {"201": 1}
+
+
+@responses.activate
+def test_iam_token_is_renewed_shortly_before_it_expires():
+    clock = Clock()
+    iam = FakeIam(clock, lifetime=3600)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.get(LIST_URL, json=LIST_OK)
+    client = client_for(iam_provider(clock), clock)
+    client.list_instances()
+    clock.now += 2900  # 700 s left: still good
+    client.list_instances()
+    clock.now += 200  # 500 s left: renewed
+    client.list_instances()
+    assert [c.request.headers["X-Auth-Token"] for c in list_calls()] == [
+        "token-1",
+        "token-1",
+        "token-2",
+    ]
+
+
+@responses.activate
+def test_a_401_is_answered_by_one_renewal():
+    clock = Clock()
+    iam = FakeIam(clock)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.get(
+        LIST_URL, status=401, json={"error_code": "APIG.0301", "error_msg": "token expires"}
+    )
+    responses.get(LIST_URL, json=LIST_OK)
+    listing = client_for(iam_provider(clock), clock).list_instances()
+    assert [i.id for i in listing.instances] == ["a"]
+    assert [c.request.headers["X-Auth-Token"] for c in list_calls()] == ["token-1", "token-2"]
+
+
+@responses.activate
+def test_repeated_401_renews_once_per_refresh_then_backs_off():
+    clock = Clock()
+    iam = FakeIam(clock)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.get(
+        LIST_URL, status=401, json={"error_code": "APIG.0301", "error_msg": "token expires"}
+    )
+    client = client_for(iam_provider(clock), clock)
+    with pytest.raises(ApiError):
+        client.list_instances()
+    assert (len(list_calls()), len(auth_calls())) == (2, 2)  # one renewal, no loop
+    counts = one_hour_of_scrapes(client, clock)
+    print(f"[one hour of 401s] ModelArts {counts['modelarts']}, IAM {counts['auth']}")
+    assert counts["modelarts"] < 20 and counts["auth"] < 20  # backed off, not 240 + 240
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "message"),
+    [
+        (201, {}, {"token": {"expires_at": "2030-01-01T00:00:00Z"}}, "X-Subject-Token"),
+        (201, {"X-Subject-Token": "t"}, {"token": {"expires_at": "soon"}}, "expires_at"),
+        (201, {"X-Subject-Token": "t"}, "<html>", "not JSON"),
+        (
+            401,
+            {},
+            {
+                "error": {
+                    "code": 401,
+                    "title": "Unauthorized",
+                    "message": "The username or password is wrong.",
+                }
+            },
+            "password is wrong",
+        ),
+    ],
+)
+@responses.activate
+def test_bad_iam_answers_give_a_clear_error(status, headers, body, message):
+    payload = body if isinstance(body, str) else json.dumps(body)
+    responses.post(TOKEN_URL, status=status, headers=headers, body=payload)
+    responses.get(LIST_URL, json=LIST_OK)
+    with pytest.raises(ApiError, match=message) as caught:
+        client_for(iam_provider(Clock()), Clock()).list_instances()
+    assert PASSWORD not in str(caught.value)
+    assert not list_calls()
+    assert len(auth_calls()) == 1  # a refused password is never sent twice in a refresh
+
+
+# -- ECS agency keys -------------------------------------------------------------------
+
+
+@responses.activate
+def test_ecs_keys_sign_requests_with_the_security_token_and_are_refreshed():
+    clock = Clock()
+    iam = FakeIam(clock, lifetime=3600)
+    responses.add_callback(responses.GET, METADATA, callback=iam.keys)
+    responses.get(LIST_URL, json=LIST_OK)
+    client = client_for(ecs_provider(clock), clock)
+    client.list_instances()
+    clock.now += 3100
+    client.list_instances()
+    access = [c.request.headers["Authorization"].split(",")[0] for c in list_calls()]
+    assert access == ["SDK-HMAC-SHA256 Access=TMPAK1", "SDK-HMAC-SHA256 Access=TMPAK2"]
+    request = list_calls()[0].request
+    assert request.headers["X-Security-Token"] == "temporary-security-token"
+    assert "x-security-token" in request.headers["Authorization"]
+    # The signature date follows the provider's clock, not the machine's.
+    assert request.headers["X-Sdk-Date"] == datetime.fromtimestamp(START, timezone.utc).strftime(
+        "%Y%m%dT%H%M%SZ"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"credential": {"access": "a"}}',
+        "not json",
+        json.dumps(
+            {"credential": {"access": "a", "secret": "s", "securitytoken": "t", "expires_at": "x"}}
+        ),
+    ],
+)
+@responses.activate
+def test_bad_metadata_answers_give_a_clear_error(body):
+    responses.get(METADATA, body=body)
+    with pytest.raises(ApiError, match="metadata"):
+        client_for(ecs_provider(Clock()), Clock()).list_instances()
+
+
+@responses.activate
+def test_an_unreachable_metadata_service_is_an_error_not_a_crash():
+    responses.get(METADATA, body=requests.ConnectionError("no route"))
+    with pytest.raises(ApiError, match="unreachable"):
+        client_for(ecs_provider(Clock()), Clock()).list_instances()
+
+
+# -- static token and AK/SK ------------------------------------------------------------
+
+
+@responses.activate
+def test_a_static_token_is_sent_and_a_401_is_not_retried():
+    responses.get(
+        LIST_URL, status=401, json={"error_code": "APIG.0301", "error_msg": "token expires"}
+    )
+    client = client_for(StaticTokenProvider(SecretStr("static-token-value")), Clock())
+    with pytest.raises(ApiError):
+        client.list_instances()
+    assert len(list_calls()) == 1
+    assert list_calls()[0].request.headers["X-Auth-Token"] == "static-token-value"
+
+
+# -- choosing the provider -------------------------------------------------------------
+
+
+@pytest.fixture
+def env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("HUAWEICLOUD_", "MODELARTS_EXPORTER_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION", "cn-north-4")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    return monkeypatch
+
+
+def settings(*argv: str):
+    return load_settings(vars(build_parser().parse_args(list(argv))))
+
+
+@pytest.mark.parametrize(
+    ("variables", "argv", "expected"),
+    [
+        ({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"}, [], AkSkProvider),
+        (
+            {
+                "MODELARTS_EXPORTER_IAM_USERNAME": "u",
+                "MODELARTS_EXPORTER_IAM_PASSWORD": "p",
+                "MODELARTS_EXPORTER_IAM_DOMAIN": "d",
+            },
+            [],
+            IamPasswordProvider,
+        ),
+        ({"MODELARTS_EXPORTER_AUTH_TOKEN": "t"}, [], StaticTokenProvider),
+        ({}, ["--auth.mode", "ecs"], EcsAgencyProvider),
+        (
+            {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
+            ["--auth.mode", "ecs"],
+            EcsAgencyProvider,
+        ),
+    ],
+)
+def test_the_provider_follows_what_is_configured(env, variables, argv, expected):
+    for name, value in variables.items():
+        env.setenv(name, value)
+    assert type(build_provider(settings(*argv))) is expected
+
+
+@pytest.mark.parametrize(
+    ("variables", "argv", "named"),
+    [
+        ({}, [], "--auth.mode"),
+        ({"MODELARTS_EXPORTER_IAM_USERNAME": "u"}, [], "MODELARTS_EXPORTER_IAM_PASSWORD"),
+        (
+            {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
+            ["--auth.mode", "iam"],
+            "MODELARTS_EXPORTER_IAM_USERNAME",
+        ),
+        ({}, ["--auth.mode", "token"], "MODELARTS_EXPORTER_AUTH_TOKEN"),
+    ],
+)
+def test_missing_credentials_are_named(env, variables, argv, named):
+    for name, value in variables.items():
+        env.setenv(name, value)
+    with pytest.raises(SettingsError, match=named):
+        settings(*argv)
+
+
+def test_reprs_hide_every_secret():
+
+    providers = [
+        AkSkProvider(SecretStr("AKVALUE"), SecretStr("SKVALUE"), SecretStr("TOKENVALUE")),
+        StaticTokenProvider(SecretStr("TOKENVALUE")),
+        IamPasswordProvider(
+            IAM,
+            "u",
+            SecretStr("PASSWORDVALUE"),
+            "d",
+            "p",
+            session=requests.Session(),
+            clock=time.time,
+        ),
+    ]
+    for provider in providers:
+        text = repr(provider)
+        assert not any(s in text for s in ("AKVALUE", "SKVALUE", "TOKENVALUE", "PASSWORDVALUE"))
+
+
+# -- one hour of 15 s scrapes -----------------------------------------------------------
+
+
+def one_hour_of_scrapes(client: ModelArtsClient, clock: Clock, ttl: float = 30) -> Counter[str]:
+    """Requests reaching ModelArts and IAM/metadata during an hour of scrapes every 15 s."""
+    cache = SnapshotCache(PROJECT, client.list_instances, ttl=ttl, max_staleness=300, clock=clock)
+    before_list, before_auth = len(list_calls()), len(auth_calls())
+    end = clock.now + 3600
+    while clock.now < end:
+        cache.status()
+        clock.now += 15
+    return Counter(modelarts=len(list_calls()) - before_list, auth=len(auth_calls()) - before_auth)
+
+
+@pytest.mark.parametrize("mode", ["aksk", "iam", "ecs", "token"])
+@responses.activate
+def test_requests_in_one_hour_of_scrapes(mode, capsys):
+    clock = Clock()
+    iam = FakeIam(clock)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.add_callback(responses.GET, METADATA, callback=iam.keys)
+    responses.get(LIST_URL, json=LIST_OK)
+    provider = {
+        "aksk": lambda: AkSkProvider(SecretStr("AK"), SecretStr("SK")),
+        "iam": lambda: iam_provider(clock),
+        "ecs": lambda: ecs_provider(clock),
+        "token": lambda: StaticTokenProvider(SecretStr("t")),
+    }[mode]()
+    counts = one_hour_of_scrapes(client_for(provider, clock), clock)
+    with capsys.disabled():
+        print(
+            f"\n[one hour, 15 s scrapes, TTL 30 s] {mode}: "
+            f"ModelArts {counts['modelarts']}, IAM/metadata {counts['auth']}"
+        )
+    assert counts["modelarts"] == 120  # one listing per TTL window
+    assert counts["auth"] == (1 if mode in ("iam", "ecs") else 0)
+
+
+# -- the real process: no secret in its output ---------------------------------------
+
+
+def test_no_secret_in_debug_output_through_failed_and_successful_logins(metric_values):
+    with Simulator(Fleet(size=5, seed=1)) as sim:
+        outputs = []
+        for password in ("wrong-password-value", DEMO_IAM_LOGIN[0]):
+            env = {
+                "MODELARTS_EXPORTER_ENDPOINT": sim.url,
+                "MODELARTS_EXPORTER_IAM_ENDPOINT": sim.url,
+                "HUAWEICLOUD_SDK_PROJECT_ID": DEMO_PROJECT_ID,
+                "MODELARTS_EXPORTER_IAM_USERNAME": DEMO_IAM_USER,
+                "MODELARTS_EXPORTER_IAM_PASSWORD": password,
+                "MODELARTS_EXPORTER_IAM_DOMAIN": DEMO_IAM_LOGIN[1],
+                "MODELARTS_EXPORTER_LOG_LEVEL": "debug",
+            }
+            with exporter_process(env=env, ready=False) as exporter:
+                deadline = time.monotonic() + 10
+                up = None
+                while time.monotonic() < deadline:
+                    try:
+                        up = metric_values(exporter.get()[2].decode())("modelarts_up")
+                        if up == 1 or password.startswith("wrong"):
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.2)
+                assert up == (0 if password.startswith("wrong") else 1)
+                exporter.process.terminate()
+                exporter.process.wait(timeout=10)
+                outputs.append(exporter.logs() + exporter.process.stdout.read().decode())
+        assert "password is wrong" in outputs[0]
+        assert sim.tokens, "the successful login got a token"
+        for output in outputs:
+            for secret in ("wrong-password-value", DEMO_IAM_LOGIN[0], *sim.tokens):
+                assert secret not in output
