@@ -12,11 +12,8 @@ from contextlib import ExitStack
 from pydantic import SecretStr
 
 from exporter import __version__
-from exporter.auth import build_provider
-from exporter.cache import SnapshotCache
-from exporter.client import ListQuery, ModelArtsClient
-from exporter.logs import RedactSecrets, setup_logging
-from exporter.render import Renderer
+from exporter.config import ConfigError, load_config
+from exporter.logs import setup_logging
 from exporter.server import HttpServer, MetricsApp
 from exporter.settings import (
     Settings,
@@ -26,6 +23,7 @@ from exporter.settings import (
     parse_listen_address,
 )
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
+from exporter.target import TargetSet
 
 log = logging.getLogger("exporter")
 
@@ -37,18 +35,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(flags)
-    except SettingsError as err:
+        if settings.config_check:
+            return _check_config(settings)
+        targets = _targets(settings) if not settings.demo else None
+    except (SettingsError, ConfigError) as err:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
     with ExitStack() as stack:
-        if settings.demo:
+        if targets is None:
             settings = _start_demo(settings, stack)
+            targets = {settings.project_id: settings}
+        target_set = TargetSet(targets)
+        stack.callback(target_set.close)
+        redact.add_source(target_set.secrets)
         try:
-            serve(settings, stack, redact)
+            serve(settings, target_set)
         except OSError as err:
             log.error("cannot serve on %s: %s", settings.web_listen_address, err.strerror or err)
             return 1
+    return 0
+
+
+def _targets(settings: Settings) -> dict[str, Settings]:
+    """The targets file's targets, or the one project of the flags (named by its id)."""
+    if settings.config_file:
+        return load_config(settings.config_file, settings)
+    return {settings.project_id: settings}
+
+
+def _check_config(settings: Settings) -> int:
+    if not settings.config_file:
+        raise SettingsError("config_file", "is required with --config.check")
+    try:
+        targets = load_config(settings.config_file, settings)
+    except ConfigError as err:
+        print(f"{err.path}: {len(err.problems)} problem(s)", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(f"{settings.config_file}: OK, {len(targets)} target(s): {', '.join(targets)}")
     return 0
 
 
@@ -61,6 +87,7 @@ def _start_demo(settings: Settings, stack: ExitStack) -> Settings:
         update={
             "endpoint": simulator.url,
             "project_id": DEMO_PROJECT_ID,
+            "auth_mode": "aksk",
             "ak": SecretStr(DEMO_AK),
             "sk": SecretStr(DEMO_SK),
             "security_token": None,
@@ -68,49 +95,52 @@ def _start_demo(settings: Settings, stack: ExitStack) -> Settings:
     )
 
 
-def serve(settings: Settings, stack: ExitStack, redact: RedactSecrets) -> None:
-    provider = build_provider(settings)
-    redact.add_source(provider.secrets)
-    client = ModelArtsClient(
-        settings.modelarts_endpoint,
-        settings.project_id,
-        provider,
-        query=ListQuery(settings.show_self, settings.pool_id, settings.workspace_id),
-        page_size=settings.page_size,
-        page_concurrency=settings.page_concurrency,
-        request_timeout=settings.request_timeout,
-        refresh_budget=settings.refresh_budget,
-        max_response_bytes=settings.max_response_bytes,
-    )
-    stack.callback(client.close)
-    cache = SnapshotCache(
-        settings.project_id,
-        client.list_instances,
-        ttl=settings.cache_ttl,
-        max_staleness=settings.max_staleness,
-        telemetry=client.telemetry,
-    )
+def serve(settings: Settings, targets: TargetSet) -> None:
+    stopping = threading.Event()
+    reloading = threading.Event()
+
+    def reload() -> str | None:
+        try:
+            targets.replace(load_config(settings.config_file, settings))
+        except ConfigError as err:
+            log.error("reload failed, keeping the running targets: %s", err)
+            return str(err)
+        return None
+
     app = MetricsApp(
-        Renderer(lambda: [cache.status()]),
-        ready=lambda: cache.peek().snapshot is not None,
+        targets,
         telemetry_path=settings.web_telemetry_path,
-        description=f"Project {settings.project_id} at {settings.modelarts_endpoint}.",
+        description=f"Targets: {', '.join(targets.names())}.",
+        reload=reload if settings.config_file else None,
     )
     host, port = parse_listen_address(settings.web_listen_address)
     server = HttpServer(app, host, port)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
+    def on_sighup(*_: object) -> None:
+        reloading.set()
+        stopping.set()
+
+    if settings.config_file:
+        signal.signal(signal.SIGHUP, on_sighup)
     server.start()
     log.info(
-        "serving version=%s address=%s:%d project_id=%s",
+        "serving version=%s address=%s:%d targets=%s",
         __version__,
         host,
         server.port,
-        settings.project_id,
+        ",".join(targets.names()),
     )
-    # Warm the cache now, so /-/ready turns true without waiting for the first scrape.
-    threading.Thread(target=cache.status, name="warm-up", daemon=True).start()
-    stopping.wait()
+    # Warm the caches now, so /-/ready turns true without waiting for the first scrape.
+    targets.warm_up()
+    while True:
+        stopping.wait()
+        if not reloading.is_set():
+            break
+        # SIGHUP: reload outside the signal handler, then go on serving.
+        reloading.clear()
+        stopping.clear()
+        reload()
     log.info("shutting down")
     server.stop()

@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,8 +25,12 @@ from exporter import __version__
 from exporter.auth.provider import CredentialProvider
 from exporter.errors import ApiError, CredentialError, error_from_response
 from exporter.models import Instance, MalformedResponse, Page, parse_page
+from exporter.models_v2 import PAGE_SIZE as PAGE_SIZE_V2
+from exporter.models_v2 import parse_notebooks_page, same_notebook
 
 log = logging.getLogger(__name__)
+
+Api = Literal["demanager", "notebooks", "both"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
@@ -86,8 +91,18 @@ class RequestCounter:
             return dict(self._counts)
 
 
+@dataclass
+class _Refresh:
+    """What the requests of one refresh share: the deadline and the one renewal."""
+
+    deadline: float
+    renewed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class ModelArtsClient:
-    """Lists a project's notebooks through `GET /v1/{project}/demanager/instances`."""
+    """Lists a project's notebooks: `GET /v1/{project}/demanager/instances` (the historical
+    API), `GET /v1/{project}/notebooks` (the newer one), or both."""
 
     def __init__(
         self,
@@ -96,6 +111,7 @@ class ModelArtsClient:
         auth: CredentialProvider | None,
         *,
         query: ListQuery | None = None,
+        api: Api = "demanager",
         page_size: int = 200,
         page_concurrency: int = 4,
         request_timeout: float = 5.0,
@@ -106,6 +122,8 @@ class ModelArtsClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/v1/{project_id}/demanager/instances"
+        self.notebooks_url = f"{base_url.rstrip('/')}/v1/{project_id}/notebooks"
+        self.api = api
         self.query = query or ListQuery()
         self.page_size = page_size
         self.page_concurrency = page_concurrency
@@ -133,65 +151,73 @@ class ModelArtsClient:
         return Telemetry(self.requests.snapshot(), auth_requests, self.clock_skew)
 
     def list_instances(self) -> Listing:
-        """One refresh: every page, de-duplicated by id, within the time budget."""
-        deadline = self._clock() + self.refresh_budget
-        first = self._get_page(0, deadline)
-        pages = [first]
-        if self.page_size and len(first.instances) + first.invalid >= self.page_size:
-            pages.extend(self._rest(first, deadline))
+        """One refresh: every page of the configured API(s), each notebook once."""
+        refresh = _Refresh(self._clock() + self.refresh_budget)
+        pages: list[Page] = []
+        # Where both APIs list a notebook, the historical one's record is kept: it alone
+        # tells queue rank, flavor sales and error codes.
+        if self.api in ("demanager", "both"):
+            pages += self._paginate(lambda n: self._demanager_page(n, refresh), self.page_size)
+        if self.api in ("notebooks", "both"):
+            pages += self._paginate(lambda n: self._notebooks_page(n, refresh), PAGE_SIZE_V2)
         seen: dict[str, Instance] = {}
         for page in pages:
             for instance in page.instances:
                 # Instances shift between pages while we read: keep the first copy only.
-                seen.setdefault(instance.id, instance)
+                seen.setdefault(same_notebook(instance.id), instance)
         return Listing(list(seen.values()), sum(p.invalid for p in pages))
 
-    def _rest(self, first: Page, deadline: float) -> Iterator[Page]:
-        size = self.page_size
-        offsets = list(range(size, first.total_count or 0, size))[:_MAX_PAGES]
-        last: Page = first
-        if offsets:
-            # The total is known: fetch the remaining pages side by side, politely bounded.
-            workers = min(self.page_concurrency, len(offsets))
+    def _paginate(self, fetch: Callable[[int], Page], size: int) -> list[Page]:
+        """Pages 0, 1, ... of `size` records: the rest side by side once the first tells
+        how many there are, then on while the last is full (notebooks created meanwhile)."""
+        pages = [fetch(0)]
+        if not size or pages[0].records < size:
+            return pages
+        known = min(pages[0].page_count(size), _MAX_PAGES)
+        if known > 1:
+            workers = min(self.page_concurrency, known - 1)
             with ThreadPoolExecutor(workers, thread_name_prefix="list-page") as pool:
-                fetched = list(pool.map(lambda o: self._get_page(o, deadline), offsets))
-            yield from fetched
-            last = fetched[-1]
-        # Instances created while we read make the last page full: keep reading until short.
-        offset = (offsets[-1] + size) if offsets else size
-        while len(last.instances) + last.invalid >= size and offset < size * _MAX_PAGES:
-            last = self._get_page(offset, deadline)
-            yield last
-            offset += size
+                pages += pool.map(fetch, range(1, known))
+        number = max(known, 1)
+        while pages[-1].records >= size and number < _MAX_PAGES:
+            pages.append(fetch(number))
+            number += 1
+        return pages
 
-    def _get_page(self, offset: int, deadline: float) -> Page:
-        body = self._get(self.query.params(offset, self.page_size), deadline)
+    def _demanager_page(self, number: int, refresh: _Refresh) -> Page:
+        params = self.query.params(number * self.page_size, self.page_size)
+        return self._parse(self._get(self.url, params, refresh), parse_page)
+
+    def _notebooks_page(self, number: int, refresh: _Refresh) -> Page:
+        params = {"offset": str(number), "limit": str(PAGE_SIZE_V2)}
+        if self.query.pool_id:
+            params["pool_id"] = self.query.pool_id
+        return self._parse(self._get(self.notebooks_url, params, refresh), parse_notebooks_page)
+
+    @staticmethod
+    def _parse(body: bytes, parse: Callable[[bytes], Page]) -> Page:
         try:
-            return parse_page(body)
+            return parse(body)
         except MalformedResponse as err:
             raise ApiError(f"malformed list response: {err}", code="malformed") from None
 
-    def _get(self, params: dict[str, str], deadline: float) -> bytes:
-        """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting."""
+    def _get(self, url: str, params: dict[str, str], refresh: _Refresh) -> bytes:
+        """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting,
+        and one renewal of the credentials per refresh."""
         attempts_5xx = waits_429 = 0
-        renewed = False
         while True:
-            remaining = deadline - self._clock()
+            remaining = refresh.deadline - self._clock()
             if remaining <= 0:
                 raise ApiError(
                     f"refresh budget of {self.refresh_budget:g}s exhausted", code="timeout"
                 )
             try:
-                return self._send(params, min(self.request_timeout, remaining), deadline)
+                return self._send(url, params, min(self.request_timeout, remaining), refresh)
             except ApiError as err:
-                refused = err.is_auth and not isinstance(err, CredentialError)
-                if refused and not renewed and self.auth is not None and self.auth.renew():
-                    # An expired or revoked token: fetch a new one, once per refresh.
-                    log.info("credentials refused (%s); renewing them once", err)
-                    renewed = True
+                if self._renew_once(err, refresh):
                     continue
                 pause = self._retry_pause(err, attempts_5xx, waits_429)
-                if pause is None or self._clock() + pause >= deadline:
+                if pause is None or self._clock() + pause >= refresh.deadline:
                     raise
                 if err.status == 429:
                     waits_429 += 1
@@ -200,6 +226,16 @@ class ModelArtsClient:
                 log.debug("retrying list request in %.1fs after: %s", pause, err)
                 self._sleep(pause)
 
+    def _renew_once(self, err: ApiError, refresh: _Refresh) -> bool:
+        """An expired or revoked token: fetch a new one, once per refresh."""
+        refused = err.is_auth and not isinstance(err, CredentialError)
+        with refresh.lock:
+            if not refused or refresh.renewed or self.auth is None or not self.auth.renew():
+                return False
+            refresh.renewed = True
+        log.info("credentials refused (%s); renewing them once", err)
+        return True
+
     @staticmethod
     def _retry_pause(err: ApiError, attempts_5xx: int, waits_429: int) -> float | None:
         if err.status == 429:
@@ -207,9 +243,9 @@ class ModelArtsClient:
         transient = err.status in _RETRIED_STATUSES or err.code == "connection"
         return _RETRY_PAUSE if transient and attempts_5xx < 1 else None
 
-    def _send(self, params: dict[str, str], timeout: float, deadline: float) -> bytes:
+    def _send(self, url: str, params: dict[str, str], timeout: float, refresh: _Refresh) -> bytes:
         try:
-            response = self.session.get(self.url, params=params, timeout=timeout, stream=True)
+            response = self.session.get(url, params=params, timeout=timeout, stream=True)
         except requests.Timeout:
             self.requests.add("error")
             raise ApiError(f"no answer within {timeout:.1f}s", code="timeout") from None
@@ -222,7 +258,7 @@ class ModelArtsClient:
         with response:
             self.requests.add(str(response.status_code))
             self._note_clock_skew(response.headers.get("Date"))
-            body = self._read_body(response, deadline)
+            body = self._read_body(response, refresh.deadline)
             if response.status_code != 200:
                 raise error_from_response(response.status_code, body, response.headers)
             return body

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Literal
 
 from exporter import __version__
 from exporter.models import Instance
+from exporter.models_v2 import V2_ONLY_STATUSES
 
 if TYPE_CHECKING:
     from exporter.cache import TargetStatus
     from exporter.snapshot import Snapshot
 
-# The statuses of FACTS.md, in lifecycle order; `sum by (status)` always returns each.
-KNOWN_STATUSES = (
+# The statuses of the historical API, in lifecycle order, then the newer API's own;
+# `sum by (status)` always returns each of KNOWN_STATUSES.
+DEMANAGER_STATUSES = (
     "CREATE_QUEUING",
     "CREATING",
     "CREATE_FAILED",
@@ -44,6 +46,7 @@ KNOWN_STATUSES = (
     "RESIZING",
     "RESIZE_FAILED",
 )
+KNOWN_STATUSES = DEMANAGER_STATUSES + V2_ONLY_STATUSES
 QUEUING_STATUSES = frozenset({"CREATE_QUEUING", "START_QUEUING"})
 PUBLIC_POOL = ("", "public", "PUBLIC")  # pool_id, pool_name, pool_type of the shared pool
 

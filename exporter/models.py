@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
@@ -185,7 +185,7 @@ class Instance(_Model):
         return None
 
 
-def _count(value: Any) -> int | None:
+def count(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -197,12 +197,12 @@ def _count(value: Any) -> int | None:
 
 
 class _FastPage(_Model):
-    total_count: Annotated[int | None, BeforeValidator(_count)] = None
+    total_count: Annotated[int | None, BeforeValidator(count)] = None
     instances: list[Instance] | None = None
 
 
 class _RawPage(_Model):
-    total_count: Annotated[int | None, BeforeValidator(_count)] = None
+    total_count: Annotated[int | None, BeforeValidator(count)] = None
     instances: list[Any] | None = None
 
 
@@ -214,34 +214,58 @@ class Page:
     total_count: int | None
     instances: list[Instance]
     invalid: int  # records skipped because they could not be read
+    pages: int | None = None  # the newer API says how many pages there are
+
+    @property
+    def records(self) -> int:
+        return len(self.instances) + self.invalid
+
+    def page_count(self, size: int) -> int:
+        """How many pages of `size` the listing has, as this page tells."""
+        if self.pages is not None:
+            return self.pages
+        return -(-(self.total_count or 0) // size)
 
 
 class MalformedResponse(ValueError):
     """The body is not a list response at all (not JSON, wrong shape)."""
 
 
-def parse_page(body: bytes) -> Page:
-    """Parse one list response; skip and count the records that cannot be read.
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_records(
+    body: bytes, fast: type[M], raw: type[BaseModel], field: str, record: TypeAdapter[Any]
+) -> tuple[BaseModel, list[Any], int]:
+    """Parse a list response; skip and count the records that cannot be read.
 
     The fast path validates straight from bytes; only when a record is bad do we fall
     back to validating record by record, so a good page never pays for the slow path.
+    Returns the page model, the readable records and how many were skipped.
     """
     try:
-        page = _FastPage.model_validate_json(body)
-        return Page(page.total_count, page.instances or [], 0)
+        page: BaseModel = fast.model_validate_json(body)
+        return page, getattr(page, field) or [], 0
     except ValidationError:
         pass
     try:
-        raw = _RawPage.model_validate(json.loads(body))
+        page = raw.model_validate(json.loads(body))
     except (ValueError, ValidationError, RecursionError) as err:
         raise MalformedResponse(_short_reason(err)) from None
-    kept: list[Instance] = []
-    for record in raw.instances or []:
+    kept: list[Any] = []
+    records = getattr(page, field) or []
+    for item in records:
         try:
-            kept.append(_INSTANCE.validate_python(record))
+            kept.append(record.validate_python(item))
         except (ValidationError, RecursionError):
             continue
-    return Page(raw.total_count, kept, len(raw.instances or []) - len(kept))
+    return page, kept, len(records) - len(kept)
+
+
+def parse_page(body: bytes) -> Page:
+    """One `demanager/instances` list response."""
+    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "instances", _INSTANCE)
+    return Page(getattr(page, "total_count", None), instances, invalid)
 
 
 def _short_reason(err: Exception) -> str:

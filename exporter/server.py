@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -20,6 +21,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from exporter import __version__
 from exporter.exposition import negotiate
 from exporter.render import Renderer
+from exporter.target import TargetSet
 
 log = logging.getLogger(__name__)
 
@@ -27,40 +29,74 @@ StartResponse = Callable[..., Any]
 
 
 class MetricsApp:
-    """The WSGI application: routing only; the work is in the renderer."""
+    """The WSGI application: routing only; the work is in the targets and renderers."""
 
     def __init__(
         self,
-        renderer: Renderer,
-        ready: Callable[[], bool],
+        targets: TargetSet,
         telemetry_path: str = "/metrics",
         description: str = "",
+        reload: Callable[[], str | None] | None = None,
     ) -> None:
-        self.renderer = renderer
-        self.ready = ready
+        self.targets = targets
         self.telemetry_path = telemetry_path
+        self.reload = reload  # returns None when done, else what is wrong
         self.landing = _landing_page(telemetry_path, description)
+        self.renderer = Renderer(targets.statuses)
+        self._probes: dict[str, Renderer] = {}  # one per target, for /probe?target=NAME
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
-        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/-/reload":
+            return self._reload(method, start_response)
+        if method not in ("GET", "HEAD"):
             return _plain(start_response, "405 Method Not Allowed", b"Only GET and HEAD.\n")
         if path == self.telemetry_path:
-            return self._metrics(environ, start_response)
+            return self._metrics(self.renderer, environ, start_response)
+        if path == "/probe":
+            return self._probe(environ, start_response)
         if path == "/-/healthy":
             return _plain(start_response, "200 OK", b"OK\n")
         if path == "/-/ready":
-            if self.ready():
+            if self.targets.ready():
                 return _plain(start_response, "200 OK", b"Ready\n")
             return _plain(start_response, "503 Service Unavailable", b"Not ready: no fresh data.\n")
         if path == "/":
             return _send(start_response, "200 OK", "text/html; charset=utf-8", [self.landing])
         return _plain(start_response, "404 Not Found", b"Not found.\n")
 
-    def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        body = self.renderer.render(negotiate(environ.get("HTTP_ACCEPT")))
+    def _probe(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Only one target's metrics, for Prometheus to fan out with relabelling."""
+        name = parse_qs(environ.get("QUERY_STRING", "")).get("target", [""])[0]
+        if not name:
+            return _plain(start_response, "400 Bad Request", b"The target parameter is missing.\n")
+        if name not in self.targets.names():
+            return _plain(start_response, "404 Not Found", f"Unknown target {name!r}.\n".encode())
+        renderer = self._probes.get(name)
+        if renderer is None:
+            renderer = self._probes[name] = Renderer(lambda: self.targets.statuses([name]))
+        return self._metrics(renderer, environ, start_response)
+
+    def _reload(self, method: str, start_response: StartResponse) -> Iterable[bytes]:
+        if method != "POST":
+            return _plain(start_response, "405 Method Not Allowed", b"Only POST.\n")
+        if self.reload is None:
+            return _plain(start_response, "400 Bad Request", b"No --config.file to reload.\n")
+        problem = self.reload()
+        if problem is not None:
+            return _plain(start_response, "400 Bad Request", f"{problem}\n".encode())
+        names = set(self.targets.names())
+        self._probes = {n: r for n, r in self._probes.items() if n in names}
+        return _plain(start_response, "200 OK", b"Reloaded.\n")
+
+    @staticmethod
+    def _metrics(
+        renderer: Renderer, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        body = renderer.render(negotiate(environ.get("HTTP_ACCEPT")))
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            gz = self.renderer.gzip(body)
+            gz = renderer.gzip(body)
             return _send(start_response, "200 OK", body.fmt.content_type, [gz], gzip=True)
         # Two chunks: the cached static bytes are sent as they are, never copied.
         return _send(start_response, "200 OK", body.fmt.content_type, [body.static, body.dynamic])
@@ -98,7 +134,8 @@ code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <code>{html.escape(__version__)}</code>.</p>
 <p>{html.escape(description)}</p>
 <ul><li><a href="{path}">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li></ul>
+<li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li>
+<li><code>/probe?target=NAME</code>: one target's metrics</li></ul>
 </body></html>
 """.encode()
 

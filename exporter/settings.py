@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     )
 
     # -- what to list -----------------------------------------------------------------
+    config_file: str = _setting(
+        "",
+        "--config.file",
+        ENV_PREFIX + "CONFIG_FILE",
+        "YAML file of targets (several projects and regions); replaces the single-target flags",
+    )
+    config_check: bool = _setting(
+        False, "--config.check", ENV_PREFIX + "CONFIG_CHECK", "check --config.file and exit"
+    )
     region: str = _setting(
         "", "--region", "HUAWEICLOUD_SDK_REGION", "region, e.g. cn-north-4; selects both endpoints"
     )
@@ -80,6 +89,12 @@ class Settings(BaseSettings):
     )
     iam_endpoint: str = _setting(
         "", "--iam-endpoint", ENV_PREFIX + "IAM_ENDPOINT", "IAM base URL (default from --region)"
+    )
+    api: Literal["demanager", "notebooks", "both"] = _setting(
+        "demanager",
+        "--api",
+        ENV_PREFIX + "API",
+        "which list API to read: demanager (historical), notebooks (newer) or both",
     )
     show_self: bool = _setting(
         False,
@@ -225,15 +240,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_required(self) -> Settings:
-        if self.demo:
+        if self.demo or self.config_file:
             return self
         if not self.project_id:
-            raise _Missing("project_id", "is required (or run with --demo)")
+            raise MissingSetting("project_id", "is required (or run with --demo)")
         if not self.region and not self.endpoint:
-            raise _Missing("region", "is required unless --endpoint is given")
+            raise MissingSetting("region", "is required unless --endpoint is given")
         mode = self.effective_auth_mode
         if mode == "auto":
-            raise _Missing(
+            raise MissingSetting(
                 "auth_mode",
                 "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
                 "MODELARTS_EXPORTER_IAM_USERNAME/PASSWORD/DOMAIN, "
@@ -242,9 +257,9 @@ class Settings(BaseSettings):
         for name in _REQUIRED_BY_MODE[mode]:
             value = getattr(self, name)
             if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
-                raise _Missing(name, f"is required with auth mode {mode}")
+                raise MissingSetting(name, f"is required with auth mode {mode}")
         if mode == "iam" and not self.region and not self.iam_endpoint:
-            raise _Missing(
+            raise MissingSetting(
                 "iam_endpoint", "is required with auth mode iam unless --region is given"
             )
         return self
@@ -300,7 +315,7 @@ _REQUIRED_BY_MODE = {
 }
 
 
-class _Missing(ValueError):
+class MissingSetting(ValueError):
     """A required setting is missing; carries the field so the message can name it."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -407,7 +422,7 @@ def load_settings(flags: Mapping[str, Any]) -> Settings:
 def _first_problem(err: ValidationError) -> SettingsError:
     error = err.errors(include_url=False, include_input=False)[0]
     ctx_error = (error.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _Missing):
+    if isinstance(ctx_error, MissingSetting):
         return SettingsError(ctx_error.field, str(ctx_error))
     loc = error["loc"][0] if error["loc"] else "settings"
     field = _field_for(str(loc))

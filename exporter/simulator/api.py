@@ -40,7 +40,7 @@ CALLER = "ops_dev_env"  # the user the credentials belong to (what show_self=tru
 MAX_CLOCK_SKEW = 15 * 60
 IAM_TOKENS_PATH = "/v3/auth/tokens"
 METADATA_PATH = "/openstack/latest/securitykey"
-_LIST_PATH = re.compile(r"^/v1/(?P<project>[^/]+)/demanager/instances/?$")
+_LIST_PATH = re.compile(r"^/v1/(?P<project>[^/]+)/(?P<api>demanager/instances|notebooks)/?$")
 _AUTH = re.compile(r"SDK-HMAC-SHA256 Access=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]+)")
 
 
@@ -239,22 +239,47 @@ class Simulator:
             return 400, _error("ModelArts.0104", "offset and limit must be integers.")
         if offset < 0 or limit < 0:
             return 400, _error("ModelArts.0104", "offset and limit must not be negative.")
-        records = self._records(params)
+        records = self._records(params, "demanager")
         chosen = records[offset : offset + limit] if limit else records[offset:]
         body = b'{"total_count":%d,"instances":[%s]}' % (len(records), b",".join(chosen))
         return 200, body
 
-    def _records(self, params: dict[str, str]) -> list[bytes]:
+    def notebooks_page(self, params: dict[str, str]) -> tuple[int, bytes]:
+        """The newer API: `offset` is a page number, `limit` one of 10, 20, 50."""
+        try:
+            page, limit = int(params.get("offset", "0")), int(params.get("limit", "10"))
+        except ValueError:
+            return 400, _error("ModelArts.0104", "offset and limit must be integers.")
+        if page < 0 or limit not in (10, 20, 50):
+            return 400, _error("ModelArts.0104", "limit must be 10, 20 or 50.")
+        records = self._records(params, "notebooks")
+        chosen = records[page * limit : (page + 1) * limit]
+        pages = -(-len(records) // limit)
+        body = b'{"current":%d,"data":[%s],"pages":%d,"size":%d,"total":%d}' % (
+            page,
+            b",".join(chosen),
+            pages,
+            limit,
+            len(records),
+        )
+        return 200, body
+
+    def _records(self, params: dict[str, str], api: str) -> list[bytes]:
         """The filtered, sorted fleet as JSON records, cached while the fleet stands still."""
         now = self.clock()
         self.fleet.advance(now)
         moment = int(now) if self.fleet.evolve else 0
-        key = (self.fleet.version, moment, *sorted(params.items()))
-        key = tuple(v for v in key if not (isinstance(v, tuple) and v[0] in ("offset", "limit")))
+        filters = sorted((k, v) for k, v in params.items() if k not in ("offset", "limit"))
+        key = (api, self.fleet.version, moment, *filters)
         with self._lock:
             cached = self._page_cache.get(key)
         if cached is not None:
             return cached
+        if api == "notebooks":
+            records = self.fleet.records_v2(now)
+            if params.get("pool_id"):
+                records = [r for r in records if _dig(r, ("pool", "id")) == params["pool_id"]]
+            return self._cache(key, sorted(records, key=lambda r: r["name"]))
         records = self.fleet.records(now)
         if params.get("show_self", "true") != "false":
             records = [r for r in records if r["user"]["name"] == CALLER]
@@ -269,6 +294,9 @@ class Simulator:
             ),
             reverse=params.get("order") == "desc",
         )
+        return self._cache(key, records)
+
+    def _cache(self, key: tuple[Any, ...], records: list[dict[str, Any]]) -> list[bytes]:
         encoded = [json.dumps(r, separators=(",", ":")).encode() for r in records]
         with self._lock:
             if len(self._page_cache) > 16:
@@ -329,7 +357,9 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     404, _error("APIG.0101", "The API does not exist or has not been published.")
                 )
                 return
-            project = _LIST_PATH.match(parts.path)["project"]  # type: ignore[index]
+            route = _LIST_PATH.match(parts.path)
+            assert route is not None
+            project = route["project"]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             problem = sim.authenticate("GET", self.path, dict(self.headers.items()), body)
@@ -353,7 +383,10 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._fault(fault, params, request_id)
                 return
             time.sleep(sim.latency + (fault.delay if fault else 0.0))
-            status, payload = sim.list_page(params)
+            if route["api"] == "notebooks":
+                status, payload = sim.notebooks_page(params)
+            else:
+                status, payload = sim.list_page(params)
             self._send(status, payload, request_id)
 
         def _fault(self, fault: Fault, params: dict[str, str], request_id: str) -> None:

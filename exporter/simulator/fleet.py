@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.metrics import KNOWN_STATUSES
+from exporter.metrics import DEMANAGER_STATUSES
+from exporter.models_v2 import V2_ONLY_STATUSES
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,20 @@ ERRORS = {
     "START_FAILED": ("ModelArts.6309", "Failed to pull the image."),
     "RESIZE_FAILED": ("ModelArts.6410", "The target flavor is sold out."),
     "UNAVAILABLE": ("ModelArts.6501", "The node hosting the notebook is faulty."),
+}
+# How the newer API names the statuses it shares with the older one in other words.
+V2_STATUS = {
+    "CREATE_QUEUING": "INIT",
+    "START_QUEUING": "STARTING",
+    "READY_TO_START": "STARTING",
+    "RESTARTING": "STARTING",
+    "RESIZING": "STOPPING",
+    "UNAVAILABLE": "ERROR",
+    "RESIZE_FAILED": "ERROR",
+}
+V2_ERRORS = {
+    "ERROR": ("", "The notebook's container exited unexpectedly."),
+    "DELETE_FAILED": ("", "Failed to release the EVS volume."),
 }
 # How long each transitional status lasts, (min, max) seconds, before its next status.
 DURATIONS = {
@@ -169,6 +184,44 @@ class Notebook:
             }
         return record
 
+    def record_v2(self, now: float) -> dict[str, Any]:
+        """The notebook as the newer `/notebooks` API returns it."""
+        status = V2_STATUS.get(self.status, self.status)
+        running = self.status == "RUNNING" and self.stop_at is not None
+        lease_start = (self.stop_at or now) - self.duration if running else self.updated
+        record: dict[str, Any] = {
+            "id": self.id.removeprefix("DE-"),
+            "name": self.name,
+            "description": "",
+            "feature": "NOTEBOOK",
+            "flavor": self.flavor.name,
+            "status": status,
+            "create_at": _ms(self.created),
+            "update_at": _ms(self.updated),
+            "image": {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.image[0])),
+                "name": self.image[0],
+                "swr_path": f"swr.example.com/atelier/{self.image[0]}:{self.image[1]}",
+                "type": "BUILD_IN",
+            },
+            "lease": {
+                "create_at": _ms(lease_start),
+                "update_at": _ms(lease_start),
+                "duration": self.duration * 1000,
+                "enable": self.auto_stop,
+                "type": "TIMING",
+            },
+            "user": {"id": _user_id(self.user), "name": self.user, "domain": "acme"},
+            "workspace_id": self.workspace,
+            "volume": {"category": "EVS", "ownership": "MANAGED", "capacity": 50},
+        }
+        if self.flavor.pool:
+            record["pool"] = {"id": self.flavor.pool, "name": POOLS[self.flavor.pool]}
+        error = ERRORS.get(self.status) or V2_ERRORS.get(status)
+        if error:
+            record["fail_reason"] = error[1]
+        return record
+
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
@@ -187,6 +240,8 @@ class Fleet:
     clock: Callable[[], float] = time.time
     evolve: bool = True
     notebooks: list[Notebook] = field(init=False, default_factory=list)
+    # Created through the newer API only: listed by `/notebooks`, not by `demanager`.
+    newer_only: list[Notebook] = field(init=False, default_factory=list)
     version: int = field(init=False, default=0)  # bumps whenever a record may have changed
 
     def __post_init__(self) -> None:
@@ -195,9 +250,11 @@ class Fleet:
         self._serial = 0
         self._now = self.clock()
         for index in range(self.size):
-            exhibit = index < len(KNOWN_STATUSES)
-            status = KNOWN_STATUSES[index] if exhibit else self._initial_status()
+            exhibit = index < len(DEMANAGER_STATUSES)
+            status = DEMANAGER_STATUSES[index] if exhibit else self._initial_status()
             self.notebooks.append(self._new(status, self._now, exhibit=exhibit))
+        for status in (*V2_ONLY_STATUSES, "RUNNING", "STOPPED"):
+            self.newer_only.append(self._new(status, self._now, exhibit=True))
 
     # -- life ---------------------------------------------------------------------------
 
@@ -223,8 +280,17 @@ class Fleet:
                 for nb in self.notebooks
             ]
 
+    def records_v2(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The fleet as the newer API lists it: every notebook, and those only it knows."""
+        now = self.clock() if now is None else now
+        self.advance(now)
+        with self._lock:
+            return [nb.record_v2(now) for nb in (*self.notebooks, *self.newer_only)]
+
     def _step(self, now: float) -> None:
         rng = self._rng
+        for nb in self.newer_only:
+            self._refresh_exhibit(nb, now)
         for nb in list(self.notebooks):
             if nb.exhibit:
                 self._refresh_exhibit(nb, now)

@@ -1,0 +1,159 @@
+"""The newer Notebook API (`GET /v1/{project_id}/notebooks`), mapped onto `Instance`.
+
+The vendor files `demanager` under historical APIs; notebooks created through the new
+API appear only here. Each record is normalised into the same `Instance` the rest of
+the exporter reads: `lease` becomes auto-stop, `fail_reason` the error, `image`, `pool`
+and `user` the info labels. Ids are the same notebook's in both APIs once the `DE-`
+prefix of the older one is set aside, which is how `api: both` counts each notebook once
+(keeping the older API's record, the only one with queue and flavor-sales details).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, TypeAdapter
+
+from exporter.models import (
+    AutoStop,
+    FailedReasons,
+    Instance,
+    MsTimestamp,
+    Number,
+    Page,
+    Pool,
+    Profile,
+    Provision,
+    ProvisionParams,
+    ProvisionSpec,
+    Ref,
+    RequiredText,
+    Spec,
+    Text,
+    _Model,
+    count,
+    parse_records,
+)
+
+# Statuses of the newer API that the older one does not have.
+V2_ONLY_STATUSES = ("INIT", "DELETING", "SNAPSHOTTING", "DELETE_FAILED", "ERROR", "FROZEN")
+PAGE_SIZE = 50  # the API accepts 10, 20 or 50
+
+
+class Lease(_Model):
+    create_at: MsTimestamp = None
+    update_at: MsTimestamp = None
+    duration: Number = None  # milliseconds
+    enable: bool | None = None
+
+
+class Image(_Model):
+    id: Text = ""
+    name: Text = ""
+    swr_path: Text = ""
+
+
+class V2Pool(_Model):
+    id: Text = ""
+    name: Text = ""
+
+
+class V2User(_Model):
+    id: Text = ""
+    name: Text = ""
+
+
+class Notebook(_Model):
+    id: RequiredText
+    status: RequiredText
+    name: Text = ""
+    flavor: Text = ""
+    create_at: MsTimestamp = None
+    update_at: MsTimestamp = None
+    lease: Lease | None = None
+    fail_reason: Text = ""
+    pool: V2Pool | None = None
+    user: V2User | None = None
+    image: Image | None = None
+    workspace_id: Text = ""
+
+    def to_instance(self) -> Instance:
+        return Instance(
+            id=self.id,
+            status=self.status,
+            name=self.name,
+            flavor=self.flavor,
+            creation_timestamp=_ms(self.create_at),
+            latest_update_timestamp=_ms(self.update_at),
+            profile=Profile(
+                flavor_type=flavor_type(self.flavor),
+                provision=Provision(
+                    spec=ProvisionSpec(
+                        params=ProvisionParams(image_name=self.image.name if self.image else "")
+                    )
+                ),
+            ),
+            pool=Pool(id=self.pool.id, name=self.pool.name, type="USER_DEFINED")
+            if self.pool and self.pool.id
+            else None,
+            workspace=Ref(id=self.workspace_id),
+            user=Ref(id=self.user.id, name=self.user.name) if self.user else None,
+            spec=Spec(auto_stop=self._auto_stop(), failed_reasons=self._failure()),
+        )
+
+    def _auto_stop(self) -> AutoStop | None:
+        lease = self.lease
+        if lease is None:
+            return None
+        started = lease.update_at or lease.create_at
+        running = self.status == "RUNNING"
+        stop = started + lease.duration / 1000 if running and started and lease.duration else None
+        return AutoStop(
+            enable=lease.enable,
+            duration=lease.duration / 1000 if lease.duration is not None else None,
+            stop_timestamp=_ms(stop),
+        )
+
+    def _failure(self) -> FailedReasons | None:
+        # The newer API gives a reason in words, no code: the words are the label value.
+        return FailedReasons(code=self.fail_reason[:100]) if self.fail_reason else None
+
+
+def flavor_type(flavor: str) -> str:
+    """The newer API does not say; the flavor name does (`modelarts.vm.gpu.t4`)."""
+    name = flavor.lower()
+    for marker, kind in (("ascend", "Ascend"), ("gpu", "GPU"), ("cpu", "CPU")):
+        if marker in name:
+            return kind
+    return ""
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def same_notebook(instance_id: str) -> str:
+    """The key under which both APIs' records of one notebook meet."""
+    return instance_id.removeprefix("DE-")
+
+
+class _FastPage(_Model):
+    total: Annotated[int | None, BeforeValidator(count)] = None
+    pages: Annotated[int | None, BeforeValidator(count)] = None
+    data: list[Notebook] | None = None
+
+
+class _RawPage(_Model):
+    total: Annotated[int | None, BeforeValidator(count)] = None
+    pages: Annotated[int | None, BeforeValidator(count)] = None
+    data: list[Any] | None = None
+
+
+_NOTEBOOK = TypeAdapter(Notebook)
+
+
+def parse_notebooks_page(body: bytes) -> Page:
+    """One `/notebooks` list response, as Instances."""
+    page, notebooks, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK)
+    instances = [notebook.to_instance() for notebook in notebooks]
+    return Page(getattr(page, "total", None), instances, invalid, getattr(page, "pages", None))

@@ -1,0 +1,114 @@
+"""The projects being exported: each its own credentials, client, cache and back-off.
+
+A scrape refreshes every target side by side, so a slow project costs the scrape its own
+refresh budget at most and a failing one blanks nothing but itself. A reload keeps every
+target whose settings did not change, with its cached data, and replaces the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from exporter.auth import build_provider
+from exporter.cache import SnapshotCache, TargetStatus
+from exporter.client import ListQuery, ModelArtsClient
+from exporter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Target:
+    """One project: credentials → client → cache."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.provider = build_provider(settings)
+        self.client = ModelArtsClient(
+            settings.modelarts_endpoint,
+            settings.project_id,
+            self.provider,
+            query=ListQuery(settings.show_self, settings.pool_id, settings.workspace_id),
+            api=settings.api,
+            page_size=settings.page_size,
+            page_concurrency=settings.page_concurrency,
+            request_timeout=settings.request_timeout,
+            refresh_budget=settings.refresh_budget,
+            max_response_bytes=settings.max_response_bytes,
+        )
+        self.cache = SnapshotCache(
+            settings.project_id,
+            self.client.list_instances,
+            ttl=settings.cache_ttl,
+            max_staleness=settings.max_staleness,
+            telemetry=self.client.telemetry,
+        )
+
+    def secrets(self) -> list[str]:
+        return [*self.settings.secret_values(), *self.provider.secrets()]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class TargetSet:
+    def __init__(self, settings_by_name: Mapping[str, Settings]) -> None:
+        self._lock = threading.Lock()
+        self._targets: dict[str, Target] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self.replace(settings_by_name)
+
+    def names(self) -> list[str]:
+        return list(self._targets)
+
+    def statuses(self, names: Iterable[str] | None = None) -> list[TargetStatus]:
+        """Each target's status, refreshing the expired ones side by side."""
+        targets = self._targets  # one consistent set, even while a reload swaps it
+        if names is None:
+            chosen = list(targets.values())
+        else:
+            chosen = [targets[n] for n in names if n in targets]
+        pool = self._pool
+        if len(chosen) <= 1 or pool is None:
+            return [t.cache.status() for t in chosen]
+        return list(pool.map(lambda t: t.cache.status(), chosen))
+
+    def ready(self) -> bool:
+        """Some target has data fresh enough to serve."""
+        return any(t.cache.peek().snapshot is not None for t in self._targets.values())
+
+    def warm_up(self) -> None:
+        threading.Thread(target=self.statuses, name="warm-up", daemon=True).start()
+
+    def secrets(self) -> list[str]:
+        return [s for t in self._targets.values() for s in t.secrets()]
+
+    def replace(self, settings_by_name: Mapping[str, Settings]) -> None:
+        """Swap in a new set of targets; unchanged ones keep their client and data."""
+        with self._lock:
+            old, old_pool = self._targets, self._pool
+            new: dict[str, Target] = {}
+            for name, settings in settings_by_name.items():
+                kept = old.get(name)
+                new[name] = kept if kept and kept.settings == settings else Target(name, settings)
+            self._targets = new
+            self._pool = (
+                ThreadPoolExecutor(len(new), thread_name_prefix="refresh") if len(new) > 1 else None
+            )
+        if old_pool is not None:
+            old_pool.shutdown(wait=False)
+        for name, target in old.items():
+            if new.get(name) is not target:
+                target.close()
+        added = sorted(set(new) - set(old))
+        removed = sorted(set(old) - set(new))
+        changed = sorted(n for n in set(new) & set(old) if new[n] is not old[n])
+        if old:
+            log.info("targets reloaded added=%s removed=%s changed=%s", added, removed, changed)
+
+    def close(self) -> None:
+        for target in self._targets.values():
+            target.close()
