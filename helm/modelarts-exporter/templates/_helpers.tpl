@@ -35,7 +35,7 @@ Labels of every resource.
 {{- define "modelarts-exporter.labels" -}}
 helm.sh/chart: {{ include "modelarts-exporter.chart" . }}
 {{ include "modelarts-exporter.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "modelarts-exporter.imageTag" . | quote }}
+app.kubernetes.io/version: {{ include "modelarts-exporter.imageTag" . | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: exporter
 app.kubernetes.io/part-of: modelarts-exporter
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -172,8 +172,8 @@ that cannot work, so a broken release never installs.
 {{- if and $fromSecret (eq $auth.secretsAs "file") (eq $auth.mode "auto") }}
 {{- fail "auth.secretsAs=file needs an explicit auth.mode (aksk, iam or token), not auto" }}
 {{- end }}
-{{- if and (eq $auth.mode "iam") (not $auth.iam.username) }}
-{{- fail "auth.mode=iam needs auth.iam.username" }}
+{{- if and (eq $auth.mode "iam") (not (and $auth.iam.username $auth.iam.domain)) }}
+{{- fail "auth.mode=iam needs auth.iam.username and auth.iam.domain" }}
 {{- end }}
 {{- $needed := get $required $auth.mode }}
 {{- $credentials := list }}
