@@ -20,6 +20,7 @@ from cachetools import TTLCache
 
 from exporter.client import Listing, Telemetry
 from exporter.errors import ApiError
+from exporter.metrics import SeriesOptions
 from exporter.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class SnapshotCache:
         ttl: float,
         max_staleness: float,
         telemetry: Callable[[], Telemetry] = Telemetry,
+        options: SeriesOptions | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project_id = project_id
@@ -57,6 +59,7 @@ class SnapshotCache:
         self.max_staleness = max_staleness
         self._fetch = fetch
         self._telemetry = telemetry
+        self._options = options or SeriesOptions()
         self._clock = clock
         self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
         self._refresh_lock = threading.Lock()  # the single flight
@@ -106,7 +109,7 @@ class SnapshotCache:
             self._failed(started, None)
             return
         finished = self._clock()
-        snapshot = Snapshot(self.project_id, tuple(listing.instances), fetched_at=started)
+        snapshot = Snapshot(self.project_id, tuple(listing.instances), started, self._options)
         self._fresh["listing"] = snapshot
         self._last_good = snapshot
         self._up = True

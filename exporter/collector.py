@@ -8,14 +8,14 @@ the tests compare the renderer against. `describe()` never calls the API.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.cache import TargetStatus
 from exporter.exposition import label_names
-from exporter.metrics import METRICS
+from exporter.metrics import METRICS, Labels
 from exporter.metrics import Metric as MetricDef
 
 
@@ -37,12 +37,29 @@ class ModelArtsCollector(Collector):
         for metric in METRICS:
             family = _family(metric)
             for status in statuses if metric.per_project else statuses[:1]:
-                project = [status.project_id] if metric.per_project else []
-                for labels, value in metric.samples(status, now):
-                    family.add_metric([*project, *labels], value)
+                for names, labels, value in _series(metric, status, now):
+                    family.add_sample(metric.name, dict(zip(names, labels, strict=True)), value)
             yield family
 
 
-def _family(metric: MetricDef) -> GaugeMetricFamily | CounterMetricFamily:
-    cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
-    return cls(metric.name, metric.help, labels=list(label_names(metric)))
+def _series(
+    metric: MetricDef, status: TargetStatus, now: float
+) -> Iterator[tuple[Labels, Labels, float]]:
+    snapshot = status.snapshot
+    if metric.static:
+        if snapshot is not None:
+            names, samples = snapshot.series(metric)
+            yield from ((names, labels, value) for labels, value in samples)
+        return
+    if snapshot is not None and not snapshot.options.exports(metric):
+        return
+    names = label_names(metric)
+    project = (status.project_id,) if metric.per_project else ()
+    for labels, value in metric.samples(status, now):
+        yield names, (*project, *labels), value
+
+
+def _family(metric: MetricDef) -> Metric:
+    return Metric(
+        metric.family if metric.type == "counter" else metric.name, metric.help, metric.type
+    )

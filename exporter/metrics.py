@@ -134,6 +134,29 @@ class ExporterMetric(Metric):
         return self.value(status, now)
 
 
+@dataclass(frozen=True)
+class SeriesOptions:
+    """Cardinality controls for very large fleets (see docs/performance.md)."""
+
+    per_instance: bool = True  # False: only the per-project aggregates and exporter state
+    info_labels: frozenset[str] | None = None  # labels of instance_info kept besides id
+
+    def exports(self, metric: Metric) -> bool:
+        return self.per_instance or not isinstance(metric, (InstanceMetric, CountdownMetric))
+
+    def kept_labels(self, metric: Metric) -> tuple[int, ...] | None:
+        """Positions of the labels kept, or None for all of them."""
+        if self.info_labels is None or metric.name != INFO_METRIC:
+            return None
+        return tuple(
+            i for i, name in enumerate(metric.labels) if name == "id" or name in self.info_labels
+        )
+
+
+INFO_METRIC = "modelarts_notebook_instance_info"
+INFO_LABELS = ("name", "flavor", "flavor_type", "pool_id", "workspace_id", "user_name", "image")
+
+
 # -- how each value is computed ------------------------------------------------------
 
 
@@ -249,9 +272,9 @@ METRICS: tuple[Metric, ...] = (
         value=_instance_counts,
     ),
     InstanceMetric(
-        "modelarts_notebook_instance_info",
+        INFO_METRIC,
         "Descriptive labels of a notebook instance; always 1.",
-        ("id", "name", "flavor", "flavor_type", "pool_id", "workspace_id", "user_name", "image"),
+        ("id", *INFO_LABELS),
         value=_info,
     ),
     InstanceMetric(

@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from exporter.metrics import INFO_LABELS, SeriesOptions
+
 DEFAULT_PORT = 10200
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
 ENV_PREFIX = "MODELARTS_EXPORTER_"
@@ -189,6 +191,20 @@ class Settings(BaseSettings):
         gt=0,
     )
 
+    # -- cardinality ------------------------------------------------------------------
+    metrics_per_instance: bool = _setting(
+        True,
+        "--metrics.per-instance",
+        ENV_PREFIX + "METRICS_PER_INSTANCE",
+        "export per-notebook series; --no-metrics.per-instance keeps only the aggregates",
+    )
+    metrics_info_labels: str = _setting(
+        ",".join(INFO_LABELS),
+        "--metrics.info-labels",
+        ENV_PREFIX + "METRICS_INFO_LABELS",
+        "comma-separated labels of modelarts_notebook_instance_info besides id",
+    )
+
     # -- logging ----------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = _setting(
         "info", "--log.level", ENV_PREFIX + "LOG_LEVEL", "debug, info, warning or error"
@@ -217,6 +233,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_info_labels")
+    @classmethod
+    def _check_info_labels(cls, value: str) -> str:
+        unknown = {n.strip() for n in value.split(",") if n.strip()} - set(INFO_LABELS)
+        if unknown:
+            raise ValueError(f"unknown labels {sorted(unknown)}; choose from {list(INFO_LABELS)}")
+        return value
 
     @field_validator("web_listen_address")
     @classmethod
@@ -289,6 +313,13 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _SecretFileSource(settings_cls))
 
     # -- derived ----------------------------------------------------------------------
+    @property
+    def series_options(self) -> SeriesOptions:
+        labels = frozenset(n.strip() for n in self.metrics_info_labels.split(",") if n.strip())
+        return SeriesOptions(
+            self.metrics_per_instance, None if labels == set(INFO_LABELS) else labels
+        )
+
     @property
     def modelarts_endpoint(self) -> str:
         if self.endpoint:

@@ -6,10 +6,11 @@ in the refresh thread; each scrape only fills in the countdowns (see `render.py`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.exposition import format_value, label_names, series_prefix
-from exporter.metrics import METRICS, Anchor, CountdownMetric, Metric
+from exporter.metrics import METRICS, Anchor, CountdownMetric, Labels, Metric, SeriesOptions
 from exporter.models import Instance
 
 
@@ -32,6 +33,7 @@ class Snapshot:
     project_id: str
     instances: tuple[Instance, ...]
     fetched_at: float  # Unix seconds, when the first page was requested
+    options: SeriesOptions = field(default_factory=SeriesOptions)
     static_lines: dict[str, str] = field(init=False, repr=False)  # metric name → sample lines
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
@@ -46,14 +48,33 @@ class Snapshot:
         object.__setattr__(self, "static_lines", static)
         object.__setattr__(self, "countdowns", countdowns)
 
+    def series(self, metric: Metric) -> tuple[Labels, Iterator[tuple[Labels, float]]]:
+        """Label names and (label values, value) of a clock-free metric, project_id first,
+        as the series options shape them."""
+        if not self.options.exports(metric):
+            return (), iter(())
+        kept = self.options.kept_labels(metric)
+        if kept is None:
+            samples = ((labels, v) for labels, v in metric.snapshot_samples(self))
+            names = metric.labels
+        else:
+            samples = (
+                (tuple(labels[i] for i in kept), v) for labels, v in metric.snapshot_samples(self)
+            )
+            names = tuple(metric.labels[i] for i in kept)
+        project = self.project_id
+        return ("project_id", *names), (((project, *labels), v) for labels, v in samples)
+
     def _static(self, metric: Metric) -> str:
-        names = label_names(metric)
+        names, samples = self.series(metric)
         return "".join(
-            f"{series_prefix(metric.name, names, (self.project_id, *labels))}{format_value(v)}\n"
-            for labels, v in metric.snapshot_samples(self)
+            f"{series_prefix(metric.name, names, labels)}{format_value(v)}\n"
+            for labels, v in samples
         )
 
     def _countdown(self, metric: CountdownMetric) -> Countdown:
+        if not self.options.exports(metric):
+            return Countdown((), ())
         names = label_names(metric)
         found = metric.anchors(self.instances, self.fetched_at)
         return Countdown(

@@ -45,6 +45,7 @@ class Target:
             ttl=settings.cache_ttl,
             max_staleness=settings.max_staleness,
             telemetry=self.client.telemetry,
+            options=settings.series_options,
         )
 
     def secrets(self) -> list[str]:

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
-import socket
 import socketserver
 import ssl
 import threading
@@ -93,14 +93,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
-    """Relative paths are relative to the directory of the config file, as in the toolkit."""
-    if value is None or value.is_absolute():
-        return value
-    base = (info.context or {}).get("base")
-    return Path(base) / value if base else value
-
-
 class TLSServerConfig(_Model):
     cert_file: Path
     key_file: Path
@@ -109,7 +101,14 @@ class TLSServerConfig(_Model):
     min_version: TLSName = "TLS12"
     max_version: TLSName | None = None
 
-    _resolve_paths = field_validator("cert_file", "key_file", "client_ca_file")(_resolve)
+    @field_validator("cert_file", "key_file", "client_ca_file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Relative paths are relative to the config file's directory, as in the toolkit."""
+        if value is None or value.is_absolute():
+            return value
+        base = (info.context or {}).get("base")
+        return Path(base) / value if base else value
 
     @field_validator("client_auth_type")
     @classmethod
@@ -124,7 +123,10 @@ class TLSServerConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> TLSServerConfig:
-        verifies = self.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+        verifies = self.client_auth_type in (
+            "VerifyClientCertIfGiven",
+            "RequireAndVerifyClientCert",
+        )
         if verifies and self.client_ca_file is None:
             raise ValueError(f"client_ca_file is required with {self.client_auth_type}")
         if not verifies and self.client_ca_file is not None:
@@ -292,16 +294,8 @@ class TLSServerMixin(socketserver.TCPServer):
         try:
             super().shutdown_request(request)
         except (OSError, ValueError):  # a connection whose handshake failed is half gone
-            with _suppress():
+            with contextlib.suppress(OSError):
                 request.close()
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 # -- basic auth --------------------------------------------------------------------------
@@ -449,7 +443,6 @@ __all__ = [
     "WebConfig",
     "WebConfigError",
     "load_web_config",
-    "socket",
     "ssl_context",
     "wrap_app",
 ]

@@ -15,7 +15,7 @@ from exporter.cache import TargetStatus
 from exporter.client import Telemetry
 from exporter.collector import ModelArtsCollector
 from exporter.exposition import OPENMETRICS, TEXT
-from exporter.metrics import KNOWN_STATUSES, METRICS
+from exporter.metrics import KNOWN_STATUSES, METRICS, SeriesOptions
 from exporter.models import parse_page
 from exporter.render import Renderer
 from exporter.snapshot import Snapshot
@@ -231,3 +231,36 @@ def test_promtool_accepts_hostile_exposition(fmt, tmp_path):
     )
     # promtool's linter may suggest naming changes (exit 3) but must find no error.
     assert b"error" not in result.stderr.lower() + result.stdout.lower(), result.stderr
+
+
+def test_per_instance_series_can_be_turned_off(metric_values):
+    page = parse_page(fixture_bytes("list-instances.json"))
+    options = SeriesOptions(per_instance=False)
+    snapshot = Snapshot(PROJECT, tuple(page.instances), NOW - 10, options)
+    m = metric_values(scrape(TargetStatus(PROJECT, snapshot, up=True)))
+    per_instance = [n for n in (metric.name for metric in METRICS) if "_instance_" in n]
+    assert per_instance and not any(m.has(name) for name in per_instance)
+    assert (
+        m("modelarts_notebook_instances", status="RUNNING", flavor="modelarts.bm.gpu.v100NV32") == 1
+    )
+    assert m.has("modelarts_notebook_flavor_sold_out") and m("modelarts_up") == 1
+
+
+@pytest.mark.parametrize("fmt", [TEXT, OPENMETRICS], ids=lambda f: f.name)
+def test_info_labels_allowlist_keeps_id_and_the_chosen_labels(fmt, metric_values):
+    page = parse_page(fixture_bytes("list-instances.json"))
+    options = SeriesOptions(info_labels=frozenset({"flavor"}))
+    status = TargetStatus(PROJECT, Snapshot(PROJECT, tuple(page.instances), NOW, options), up=True)
+    text = scrape(status, NOW, fmt)
+    info = metric_values(text.removesuffix("# EOF\n")).all("modelarts_notebook_instance_info")
+    assert {frozenset(dict(k)) for k in info} == {frozenset({"project_id", "id", "flavor"})}
+    collector = ModelArtsCollector(lambda: [status], clock=lambda: NOW)
+    generate = generate_openmetrics if fmt.openmetrics else generate_latest
+    theirs = {
+        k: v
+        for k, v in parse_exposition(
+            generate(collector).decode().removesuffix("# EOF\n")
+        ).samples.items()
+        if not k[0].endswith("_created")
+    }
+    assert parse_exposition(text.removesuffix("# EOF\n")).samples == theirs
