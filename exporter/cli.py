@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from exporter.settings import (
 )
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
 from exporter.target import TargetSet
+from exporter.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
 
 log = logging.getLogger("exporter")
 
@@ -38,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.config_check:
             return _check_config(settings)
         targets = _targets(settings) if not settings.demo else None
-    except (SettingsError, ConfigError) as err:
+        web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+        tls = ssl_context(web_config)  # a certificate that does not load stops us: exit 2
+    except (SettingsError, ConfigError, WebConfigError) as err:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
@@ -50,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(target_set.close)
         redact.add_source(target_set.secrets)
         try:
-            serve(settings, target_set)
+            serve(settings, target_set, web_config, tls)
         except OSError as err:
             log.error("cannot serve on %s: %s", settings.web_listen_address, err.strerror or err)
             return 1
@@ -95,7 +99,12 @@ def _start_demo(settings: Settings, stack: ExitStack) -> Settings:
     )
 
 
-def serve(settings: Settings, targets: TargetSet) -> None:
+def serve(
+    settings: Settings,
+    targets: TargetSet,
+    web_config: WebConfig | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> None:
     stopping = threading.Event()
     reloading = threading.Event()
 
@@ -114,7 +123,7 @@ def serve(settings: Settings, targets: TargetSet) -> None:
         reload=reload if settings.config_file else None,
     )
     host, port = parse_listen_address(settings.web_listen_address)
-    server = HttpServer(app, host, port)
+    server = HttpServer(app, host, port, web_config, tls)
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
@@ -126,11 +135,13 @@ def serve(settings: Settings, targets: TargetSet) -> None:
         signal.signal(signal.SIGHUP, on_sighup)
     server.start()
     log.info(
-        "serving version=%s address=%s:%d targets=%s",
+        "serving version=%s address=%s://%s:%d targets=%s basic_auth=%s",
         __version__,
+        "https" if tls else "http",
         host,
         server.port,
         ",".join(targets.names()),
+        bool(web_config and web_config.basic_auth_users),
     )
     # Warm the caches now, so /-/ready turns true without waiting for the first scrape.
     targets.warm_up()

@@ -154,7 +154,8 @@ def _settings_for(
     target: TargetConfig, defaults: Settings, inline_ok: bool, where: str
 ) -> Settings:
     """The global settings with this target's values on top, checked like the flags are."""
-    values = defaults.model_dump(exclude={"config_file", "config_check", "demo"})
+    # Explicitly not a targets file nor a demo, so that the per-target checks all apply.
+    values = defaults.model_dump() | {"config_file": "", "config_check": False, "demo": False}
     values |= target.model_dump(exclude={"name", "auth"}, exclude_none=True)
     auth = target.auth
     if auth == AuthConfig():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from exporter import __version__
 from exporter.exposition import negotiate
 from exporter.render import Renderer
 from exporter.target import TargetSet
+from exporter.webconfig import TLSServerMixin, WebConfig, WSGIApp, wrap_app
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class _Handler(WSGIRequestHandler):
         log.debug("http %s", format % args)
 
 
-class _Server(ThreadingWSGIServer):
+class _Server(TLSServerMixin, ThreadingWSGIServer):
     # Non-daemon request threads, joined on close: an in-flight scrape finishes on SIGTERM.
     daemon_threads = False
     block_on_close = True
@@ -157,12 +159,38 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class HttpServer:
-    """Serves `app` on host:port in a background thread until `stop()`."""
+UNPROTECTED = ("/-/healthy", "/-/ready")  # for kubelet probes, which carry no credentials
 
-    def __init__(self, app: MetricsApp, host: str, port: int) -> None:
+
+def protect(app: WSGIApp, web_config: WebConfig | None) -> WSGIApp:
+    """Basic auth and headers of the web config around everything but health and readiness."""
+    guarded = wrap_app(app, web_config)
+    if guarded is app:
+        return app
+
+    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        chosen = app if environ.get("PATH_INFO") in UNPROTECTED else guarded
+        return chosen(environ, start_response)
+
+    return route
+
+
+class HttpServer:
+    """Serves `app` on host:port in a background thread until `stop()`, over TLS and
+    behind basic auth when the web config says so."""
+
+    def __init__(
+        self,
+        app: MetricsApp,
+        host: str,
+        port: int,
+        web_config: WebConfig | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         server_class = _Server6 if ":" in host else _Server
-        self._server = make_server(host, port, app, server_class, handler_class=_Handler)
+        wsgi = protect(app, web_config)
+        self._server = make_server(host, port, wsgi, server_class, handler_class=_Handler)
+        self._server.enable_tls(tls)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 

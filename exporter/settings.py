@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         ENV_PREFIX + "WEB_LISTEN_ADDRESS",
         "host:port to serve on (empty host: all interfaces)",
     )
+    web_config_file: str = _setting(
+        "",
+        "--web.config.file",
+        ENV_PREFIX + "WEB_CONFIG_FILE",
+        "TLS and basic auth, in the Prometheus exporter-toolkit format",
+    )
     web_telemetry_path: str = _setting(
         "/metrics",
         "--web.telemetry-path",

@@ -9,6 +9,7 @@ A missing tool fails these tests; it never skips them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import importlib.util
 import json
@@ -50,6 +51,7 @@ WORKLOAD_OPTIONS: dict[str, Any] = {
         "projectId": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         "endpoint": "https://modelarts.cn-north-4.myhuaweicloud.com",
         "iamEndpoint": "https://iam.cn-north-4.myhuaweicloud.com",
+        "api": "both",
         "cacheTTL": 45,
         "maxStaleness": 600,
         "pageSize": 1000000,
@@ -140,6 +142,54 @@ DASHBOARD_OPTIONS: dict[str, Any] = {
     "dashboards": {"enabled": True, "annotations": {"grafana_folder": "ModelArts"}},
 }
 
+# Several projects in one release, each scraped at /probe, behind TLS and basic auth.
+RESEARCH_KEYS = "/etc/modelarts-exporter/secrets/research-keys"
+TARGET_OPTIONS: dict[str, Any] = {
+    "config": {"cacheTTL": 45},
+    "auth": {"mode": "aksk", "existingSecret": "modelarts-credentials"},
+    "targets": [
+        {
+            "name": "training",
+            "region": "cn-north-4",
+            "project_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        },
+        {
+            "name": "research",
+            "region": "cn-southwest-2",
+            "project_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+            "api": "both",
+            "cache_ttl": 60,
+            "auth": {
+                "mode": "aksk",
+                "ak": {"file": f"{RESEARCH_KEYS}/accessKey"},
+                "sk": {"file": f"{RESEARCH_KEYS}/secretKey"},
+            },
+        },
+        {
+            "name": "inference.shanghai",
+            "region": "cn-east-3",
+            "project_id": "00112233445566778899aabbccddeeff",
+            "auth": {"ak": {"env": "INFERENCE_AK"}, "sk": {"env": "INFERENCE_SK"}},
+        },
+    ],
+    "targetSecrets": [{"name": "research-keys"}, {"name": "inference-keys", "as": "env"}],
+    "serviceMonitor": {"enabled": True, "probeTargets": True},
+}
+WEB_OPTIONS: dict[str, Any] = {
+    "webConfig": {"existingSecret": "exporter-web", "tlsSecret": "exporter-tls", "tls": True},
+    "serviceMonitor": {
+        "enabled": True,
+        "tlsConfig": {
+            "ca": {"secret": {"name": "exporter-tls", "key": "ca.crt"}},
+            "serverName": "modelarts-exporter.monitoring.svc",
+        },
+        "basicAuth": {
+            "username": {"name": "scrape-auth", "key": "username"},
+            "password": {"name": "scrape-auth", "key": "password"},
+        },
+    },
+}
+
 
 # -- helpers -----------------------------------------------------------------------------
 
@@ -157,6 +207,15 @@ def merged(*layers: dict[str, Any]) -> dict[str, Any]:
 
 
 ALL_OPTIONS = merged(WORKLOAD_OPTIONS, RULE_OPTIONS, DASHBOARD_OPTIONS)
+# Every option of several projects and a locked-down endpoint, with the same labels.
+MULTI_OPTIONS = merged(
+    {key: WORKLOAD_OPTIONS[key] for key in ("commonLabels", "image")},
+    TARGET_OPTIONS,
+    WEB_OPTIONS,
+    RULE_OPTIONS,
+    DASHBOARD_OPTIONS,
+)
+MUTUAL_TLS = merged(TARGET_OPTIONS, WEB_OPTIONS, {"webConfig": {"requireClientCert": True}})
 
 
 def render_raw(values: dict[str, Any] | None = None, name: str = RELEASE) -> dict[str, str]:
@@ -263,7 +322,9 @@ def source_groups() -> list[dict[str, Any]]:
 # -- lint and what renders ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [None, ALL_OPTIONS], ids=["defaults", "all-options"])
+@pytest.mark.parametrize(
+    "values", [None, ALL_OPTIONS, MULTI_OPTIONS], ids=["defaults", "all-options", "multi"]
+)
 def test_lint_is_clean(values: dict[str, Any] | None) -> None:
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.31.0")
     findings = [
@@ -289,8 +350,9 @@ def test_all_options_render_every_kind() -> None:
     )
 
 
-def test_every_object_is_in_the_release_namespace_and_labelled() -> None:
-    objects = render(ALL_OPTIONS)
+@pytest.mark.parametrize("values", [ALL_OPTIONS, MULTI_OPTIONS], ids=["all-options", "multi"])
+def test_every_object_is_in_the_release_namespace_and_labelled(values: dict[str, Any]) -> None:
+    objects = render(values)
     for obj in objects:
         meta = obj["metadata"]
         assert meta["namespace"] == NAMESPACE, obj["kind"]
@@ -323,8 +385,14 @@ def test_every_object_is_in_the_release_namespace_and_labelled() -> None:
             "serviceAccount": {"create": False},
             "service": {"type": "NodePort"},
         },
+        MULTI_OPTIONS,
+        merged(  # every kind of volume at once
+            MUTUAL_TLS,
+            {"auth": {"secretsAs": "file"}},
+            {key: WORKLOAD_OPTIONS[key] for key in ("extraVolumes", "extraVolumeMounts")},
+        ),
     ],
-    ids=["defaults", "all-options", "workload-env", "iam", "demo"],
+    ids=["defaults", "all-options", "workload-env", "iam", "demo", "multi", "mutual-tls"],
 )
 def test_core_objects_pass_strict_kubernetes_validation(
     values: dict[str, Any] | None, kube_version: str
@@ -454,6 +522,7 @@ CONFIG_ENV = {
     "projectId": "HUAWEICLOUD_SDK_PROJECT_ID",
     "endpoint": "MODELARTS_EXPORTER_ENDPOINT",
     "iamEndpoint": "MODELARTS_EXPORTER_IAM_ENDPOINT",
+    "api": "MODELARTS_EXPORTER_API",
     "cacheTTL": "MODELARTS_EXPORTER_CACHE_TTL",
     "maxStaleness": "MODELARTS_EXPORTER_MAX_STALENESS",
     "pageSize": "MODELARTS_EXPORTER_PAGE_SIZE",
@@ -476,6 +545,7 @@ def test_every_config_value_becomes_its_environment_variable() -> None:
         "projectId": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         "endpoint": "https://modelarts.cn-north-4.myhuaweicloud.com",
         "iamEndpoint": "https://iam.cn-north-4.myhuaweicloud.com",
+        "api": "both",
         "cacheTTL": "45",
         "maxStaleness": "600",
         "pageSize": "1000000",  # not 1e+06
@@ -525,6 +595,7 @@ def test_chart_sets_only_variables_the_exporter_reads() -> None:
         },
         {"auth": {"mode": "token", "existingSecret": "c"}},
         {"auth": {"mode": "token", "existingSecret": "c", "secretsAs": "file"}},
+        MULTI_OPTIONS,
     ):
         rendered |= set(env_of(render(values)))
     rendered -= {"TZ"}  # WORKLOAD_OPTIONS.extraEnv
@@ -799,6 +870,473 @@ def test_unworkable_credentials_fail_the_render(auth: dict[str, Any], message: s
     assert message in render_error({"auth": auth})
 
 
+# -- several projects: the targets file --------------------------------------------------
+
+# What the Secrets of TARGET_OPTIONS hold.
+TARGET_SECRETS = {
+    "modelarts-credentials": {"accessKey": "AK-release", "secretKey": "SK-release"},
+    "research-keys": {"accessKey": "AK-research", "secretKey": "SK-research"},
+    "inference-keys": {"INFERENCE_AK": "AK-inference", "INFERENCE_SK": "SK-inference"},
+}
+POD_DIR = "/etc/modelarts-exporter/"
+
+
+def pod_filesystem(
+    objects: list[dict[str, Any]], secrets: dict[str, dict[str, str]], root: Path
+) -> dict[str, str]:
+    """What the exporter's container sees, with `/` at `root`: every mounted volume written
+    out (ConfigMaps from `objects`, Secrets from `secrets`), and its environment, with
+    secretKeyRefs and envFrom Secrets resolved and the chart's paths moved under `root`."""
+
+    def moved(text: str) -> str:
+        return text.replace(POD_DIR, f"{root}{POD_DIR}")
+
+    def secret_files(source: dict[str, Any], name: str) -> dict[str, str]:
+        data = secrets[name]
+        items = source.get("items")
+        return {i["path"]: data[i["key"]] for i in items} if items else dict(data)
+
+    c = container(objects)
+    config_maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    volumes = {
+        v["name"]: v
+        for v in one(objects, "Deployment")["spec"]["template"]["spec"].get("volumes", [])
+    }
+    for mount in c.get("volumeMounts", []):
+        assert mount.get("readOnly") is True, mount
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            files = dict(config_maps[volume["configMap"]["name"]])
+        elif "secret" in volume:
+            files = secret_files(volume["secret"], volume["secret"]["secretName"])
+        else:
+            files = {}
+            for source in volume["projected"]["sources"]:
+                part = secret_files(source["secret"], source["secret"]["name"])
+                assert not set(part) & set(files), "projected sources collide"
+                files |= part
+        directory = root / mount["mountPath"].lstrip("/")
+        directory.mkdir(parents=True)
+        for name, text in files.items():
+            (directory / name).write_text(moved(text))
+    environment: dict[str, str] = {}
+    for source in c.get("envFrom", []):  # `env` wins over `envFrom`, as in Kubernetes
+        environment |= secrets[source["secretRef"]["name"]]
+    for name, value in env_of(objects).items():
+        if isinstance(value, dict):
+            ref = value["secretKeyRef"]
+            if ref["key"] in secrets.get(ref["name"], {}):
+                environment[name] = secrets[ref["name"]][ref["key"]]
+            else:
+                assert ref.get("optional"), f"{name}: missing key {ref['key']} is not optional"
+        else:
+            environment[name] = moved(value)
+    return environment
+
+
+def exporter_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    for name in list(os.environ):
+        if name.startswith(("MODELARTS_EXPORTER_", "HUAWEICLOUD_SDK_")):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+
+def loaded_targets(
+    values: dict[str, Any],
+    secrets: dict[str, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
+    """The targets the exporter makes of the rendered pod: its settings by target name."""
+    from exporter.config import load_config
+    from exporter.settings import load_settings
+
+    exporter_environment(monkeypatch, pod_filesystem(render(values), secrets, tmp_path))
+    settings = load_settings({})
+    assert settings.config_file, "no targets file"
+    return load_config(settings.config_file, settings)
+
+
+def targets_config_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    config_map = one(objects, "ConfigMap")
+    assert config_map["metadata"]["name"] == f"{FULLNAME}-targets"
+    assert set(config_map["data"]) == {"targets.yml"}
+    return dict(config_map)
+
+
+def test_targets_become_a_mounted_targets_file() -> None:
+    objects = render(TARGET_OPTIONS)
+    assert kinds(objects) == [
+        "ConfigMap", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"
+    ]  # fmt: skip
+    text = targets_config_map(objects)["data"]["targets.yml"]
+    assert yaml.safe_load(text) == {"targets": TARGET_OPTIONS["targets"]}
+    assert re.search(r"^  - name: training$", text, flags=re.MULTILINE), "name first"
+    env = env_of(objects)
+    assert env["MODELARTS_EXPORTER_CONFIG_FILE"] == "/etc/modelarts-exporter/targets/targets.yml"
+    assert not {"HUAWEICLOUD_SDK_PROJECT_ID", "HUAWEICLOUD_SDK_REGION"} & set(env)
+    assert env["MODELARTS_EXPORTER_CACHE_TTL"] == "45"  # the targets' default
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "targets", "configMap": {"name": f"{FULLNAME}-targets"}},
+        {
+            "name": "target-secret-0",
+            "secret": {"secretName": "research-keys", "defaultMode": 0o440},
+        },
+    ]
+    assert container(objects)["volumeMounts"] == [
+        {"name": "targets", "mountPath": "/etc/modelarts-exporter/targets", "readOnly": True},
+        {"name": "target-secret-0", "mountPath": RESEARCH_KEYS, "readOnly": True},
+    ]
+    assert container(objects)["envFrom"] == [{"secretRef": {"name": "inference-keys"}}]
+
+
+def test_targets_file_quotes_what_yaml_would_take_for_another_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["true", "0123", "1.50", "null", "on"]
+    values = {
+        "auth": {"mode": "ecs"},
+        "targets": [
+            {"name": n, "project_id": f"00{i}", "region": "cn-north-4"} for i, n in enumerate(names)
+        ],
+    }
+    doc = yaml.safe_load(targets_config_map(render(values))["data"]["targets.yml"])
+    assert doc == {"targets": values["targets"]}
+    targets = loaded_targets(values, {}, tmp_path, monkeypatch)
+    assert [(name, s.project_id) for name, s in targets.items()] == [
+        (n, f"00{i}") for i, n in enumerate(names)
+    ]
+
+
+def test_exporter_loads_the_rendered_targets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    targets = loaded_targets(TARGET_OPTIONS, TARGET_SECRETS, tmp_path, monkeypatch)
+    assert list(targets) == ["training", "research", "inference.shanghai"]
+    training, research, inference = targets.values()
+
+    def secret(value: Any) -> str:
+        return str(value.get_secret_value())
+
+    # No auth of its own: the release's credentials and settings.
+    assert training.project_id == "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    assert (training.region, training.api, training.cache_ttl) == ("cn-north-4", "demanager", 45)
+    assert training.modelarts_endpoint == "https://modelarts.cn-north-4.myhuaweicloud.com"
+    assert (secret(training.ak), secret(training.sk)) == ("AK-release", "SK-release")
+    # Files of a mounted Secret, and its own region, API and cache TTL.
+    assert (research.region, research.api, research.cache_ttl) == ("cn-southwest-2", "both", 60)
+    assert research.modelarts_endpoint == "https://modelarts.cn-southwest-2.myhuaweicloud.com"
+    assert (secret(research.ak), secret(research.sk)) == ("AK-research", "SK-research")
+    # Environment variables of an envFrom Secret.
+    assert (secret(inference.ak), secret(inference.sk)) == ("AK-inference", "SK-inference")
+    assert inference.effective_auth_mode == "aksk" and inference.region == "cn-east-3"
+
+
+def test_a_reference_the_pod_cannot_resolve_is_reported_by_the_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart cannot see inside an envFrom Secret; the exporter names what is missing."""
+    from exporter.config import ConfigError
+
+    secrets = TARGET_SECRETS | {"inference-keys": {"AK": "a", "SK": "s"}}
+    with pytest.raises(ConfigError) as caught:
+        loaded_targets(TARGET_OPTIONS, secrets, tmp_path, monkeypatch)
+    assert caught.value.problems == [
+        "targets[2].auth.ak: environment variable INFERENCE_AK is not set"
+    ]
+
+
+def test_changed_targets_restart_the_pods() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        pod = one(render(values), "Deployment")["spec"]["template"]
+        return str(pod["metadata"]["annotations"]["checksum/config"])
+
+    changed = copy.deepcopy(TARGET_OPTIONS)
+    changed["targets"][0]["cache_ttl"] = 90
+    assert checksum(TARGET_OPTIONS) == checksum(copy.deepcopy(TARGET_OPTIONS))
+    assert checksum(TARGET_OPTIONS) != checksum(changed)
+    annotations = one(render(), "Deployment")["spec"]["template"]["metadata"]
+    assert "annotations" not in annotations
+
+
+def test_schema_of_a_target_is_the_exporters_targets_file() -> None:
+    """The same keys as exporter/config.py's models, so a typo fails at install time."""
+    from typing import get_args
+
+    from exporter.config import NAME_PATTERN, AuthConfig, SecretRef, TargetConfig
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    target = schema["definitions"]["target"]
+    fields = TargetConfig.model_fields
+    assert set(target["properties"]) == set(fields)
+    assert set(target["required"]) == {n for n, f in fields.items() if f.is_required()}
+    assert target["properties"]["name"]["pattern"] == NAME_PATTERN
+    assert target["properties"]["api"]["enum"] == list(get_args(fields["api"].annotation))
+    auth = target["properties"]["auth"]["properties"]
+    assert set(auth) == set(AuthConfig.model_fields)
+    assert auth["mode"]["enum"] == list(get_args(AuthConfig.model_fields["mode"].annotation))
+    # Secrets by reference only: the chart never writes a secret into a ConfigMap.
+    assert set(schema["definitions"]["secretRef"]["properties"]) == (
+        set(SecretRef.model_fields) - {"value"}
+    )
+
+
+def test_notes_list_the_targets() -> None:
+    text = notes(TARGET_OPTIONS)
+    assert f"3 target(s) of its targets file (ConfigMap {FULLNAME}-targets)" in text
+    assert "training: project 0a1b2c3d4e5f60718293a4b5c6d7e8f9 in region cn-north-4" in text
+    assert "research: project 9f8e7d6c5b4a39281706f5e4d3c2b1a0 in region cn-southwest-2" in text
+    assert "/probe?target=training" in text
+    assert "WARNING" not in text
+    own_credentials = merged(TARGET_OPTIONS, {"auth": {"mode": "auto", "existingSecret": ""}})
+    own_credentials["targets"] = TARGET_OPTIONS["targets"][1:]
+    assert "WARNING" not in notes(own_credentials)
+    assert "targets without an auth of their own" in notes(
+        merged(TARGET_OPTIONS, {"auth": {"mode": "auto", "existingSecret": ""}})
+    )
+
+
+def _targets(*targets: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(targets)
+
+
+def _target(name: str, project_id: str) -> dict[str, Any]:
+    return {"name": name, "project_id": project_id, "region": "cn-north-4"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"config": {"projectId": "p"}},
+            "config.projectId is a setting of one project; with targets, set project_id in each",
+        ),
+        ({"config": {"region": "cn-north-4"}}, "with targets, set region in each target"),
+        ({"config": {"endpoint": "https://m.example.com"}}, "set endpoint in each target"),
+        ({"config": {"api": "both"}}, "set api in each target"),
+        ({"config": {"showSelf": False}}, "set show_self in each target"),
+        ({"config": {"workspaceId": "0"}}, "set workspace_id in each target"),
+        ({"config": {"demo": True}}, "config.demo and targets are exclusive"),
+        (
+            {"targets": _targets(_target("a", "1"), _target("a", "2"))},
+            "targets[1]: the name a is used twice",
+        ),
+        (
+            {"targets": _targets(_target("a", "1"), _target("b", "1"))},
+            "targets[1] (b): project_id 1 is used twice",
+        ),
+        (
+            {"targets": _targets(_target("a", "1"), {"name": "b", "project_id": "2"})},
+            "targets[1] (b) has no region: set its region (or endpoint)",
+        ),
+        (
+            {"targetSecrets": [{"name": "research-keys"}, {"name": "research-keys"}]},
+            "targetSecrets: research-keys is listed twice as files",
+        ),
+        (
+            {"targetSecrets": [{"name": "research-keys", "as": "env"}]},
+            f"targets[1] (research).auth.ak: {RESEARCH_KEYS}/accessKey is in no Secret of "
+            "targetSecrets: add {name: research-keys}",
+        ),
+    ],
+)
+def test_unworkable_targets_fail_the_render(values: dict[str, Any], message: str) -> None:
+    assert message in render_error(merged(TARGET_OPTIONS, values))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"targetSecrets": [{"name": "s"}]}, "targetSecrets is set but targets is empty"),
+        (
+            {"serviceMonitor": {"enabled": True, "probeTargets": True}},
+            "serviceMonitor.probeTargets needs targets",
+        ),
+    ],
+)
+def test_target_options_without_targets_fail_the_render(
+    values: dict[str, Any], message: str
+) -> None:
+    assert message in render_error(values)
+
+
+# -- a locked-down endpoint: TLS and basic auth -------------------------------------------
+
+ONE_PROJECT = {
+    "config": {"region": "cn-north-4", "projectId": "p1"},
+    "auth": {"mode": "aksk", "existingSecret": "modelarts-credentials"},
+}
+WEB_CONFIG_FILE = "/etc/modelarts-exporter/web/web-config.yml"
+
+
+def test_web_config_secret_is_mounted_with_the_tls_secret_beside_it() -> None:
+    objects = render(merged(ONE_PROJECT, WEB_OPTIONS))
+    assert env_of(objects)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] == WEB_CONFIG_FILE
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {
+            "name": "web-config",
+            "projected": {
+                "defaultMode": 0o440,
+                "sources": [
+                    {"secret": {"name": "exporter-web"}},
+                    {"secret": {"name": "exporter-tls"}},
+                ],
+            },
+        }
+    ]
+    assert container(objects)["volumeMounts"] == [
+        {"name": "web-config", "mountPath": "/etc/modelarts-exporter/web", "readOnly": True}
+    ]
+    alone = merged(ONE_PROJECT, {"webConfig": {"existingSecret": "w", "key": "web.yaml"}})
+    objects = render(alone)
+    assert env_of(objects)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] == (
+        "/etc/modelarts-exporter/web/web.yaml"
+    )
+    volume = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["projected"]["sources"] == [{"secret": {"name": "w"}}]
+
+
+def test_tls_switches_the_probes_and_the_scrape_to_https() -> None:
+    objects = render(merged(ONE_PROJECT, WEB_OPTIONS))
+    c = container(objects)
+    assert c["livenessProbe"]["httpGet"] == {
+        "path": "/-/healthy",
+        "port": "metrics",
+        "scheme": "HTTPS",
+    }
+    assert c["readinessProbe"]["httpGet"] == {
+        "path": "/-/ready",
+        "port": "metrics",
+        "scheme": "HTTPS",
+    }
+    assert c["livenessProbe"]["periodSeconds"] == 10  # the timing values still apply
+    (endpoint,) = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and endpoint["path"] == "/metrics"
+    assert endpoint["tlsConfig"] == WEB_OPTIONS["serviceMonitor"]["tlsConfig"]
+    assert endpoint["basicAuth"] == WEB_OPTIONS["serviceMonitor"]["basicAuth"]
+    assert "serviceMonitor.tlsConfig" not in notes(merged(ONE_PROJECT, WEB_OPTIONS))
+
+
+def test_basic_auth_alone_keeps_plain_http_probes() -> None:
+    """/-/healthy and /-/ready answer without basic auth, so the probes stay plain GETs."""
+    values = merged(
+        ONE_PROJECT,
+        {"webConfig": {"existingSecret": "w"}},
+        {
+            "serviceMonitor": {
+                "enabled": True,
+                "basicAuth": WEB_OPTIONS["serviceMonitor"]["basicAuth"],
+            }
+        },
+    )
+    objects = render(values)
+    assert container(objects)["readinessProbe"]["httpGet"] == {
+        "path": "/-/ready",
+        "port": "metrics",
+    }
+    (endpoint,) = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "http" and "tlsConfig" not in endpoint
+    assert endpoint["basicAuth"] == WEB_OPTIONS["serviceMonitor"]["basicAuth"]
+
+
+def test_required_client_certificates_make_the_probes_tcp_checks() -> None:
+    c = container(render(MUTUAL_TLS))
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["tcpSocket"] == {"port": "metrics"}
+        assert "httpGet" not in c[probe]
+
+
+def test_https_without_a_tls_config_is_noted() -> None:
+    values = merged(ONE_PROJECT, {"webConfig": {"existingSecret": "w", "tls": True}})
+    values["serviceMonitor"] = {"enabled": True}
+    assert "no serviceMonitor.tlsConfig" in notes(values)
+    assert "curl -sk -u USER https://127.0.0.1" in notes(values)
+
+
+def test_exporter_reads_the_mounted_web_config(tmp_path: Path) -> None:
+    """The layout works: relative paths in the file find the projected TLS Secret's files."""
+    import ssl
+
+    import bcrypt
+    from certs import issue, make_ca
+
+    from exporter.webconfig import load_web_config, ssl_context
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ca = make_ca(pki)
+    server = issue(ca, pki, "server")
+    password_hash = bcrypt.hashpw(b"scrape", bcrypt.gensalt(rounds=4)).decode()
+    web_config = (
+        "tls_server_config:\n"
+        "  cert_file: tls.crt\n"
+        "  key_file: tls.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "  client_ca_file: ca.crt\n"
+        f"basic_auth_users:\n  prometheus: '{password_hash}'\n"
+    )
+    secrets = {
+        "modelarts-credentials": TARGET_SECRETS["modelarts-credentials"],
+        "exporter-web": {"web-config.yml": web_config},
+        "exporter-tls": {
+            "tls.crt": server.cert.read_text(),
+            "tls.key": server.key.read_text(),
+            "ca.crt": ca.cert.read_text(),
+        },
+    }
+    root = tmp_path / "pod"
+    values = merged(ONE_PROJECT, WEB_OPTIONS, {"webConfig": {"requireClientCert": True}})
+    environment = pod_filesystem(render(values), secrets, root)
+    config = load_web_config(environment["MODELARTS_EXPORTER_WEB_CONFIG_FILE"])
+    tls = config.tls_server_config
+    assert tls is not None
+    assert tls.cert_file == root / "etc/modelarts-exporter/web/tls.crt"
+    assert set(config.basic_auth_users) == {"prometheus"}
+    context = ssl_context(config)
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"webConfig": {"tls": True}}, "webConfig.tls needs webConfig.existingSecret"),
+        ({"webConfig": {"tlsSecret": "t"}}, "webConfig.tlsSecret needs webConfig.existingSecret"),
+        (
+            {"webConfig": {"existingSecret": "w", "requireClientCert": True}},
+            "webConfig.requireClientCert needs webConfig.tls",
+        ),
+        (
+            {"serviceMonitor": {"enabled": True, "tlsConfig": {"insecureSkipVerify": True}}},
+            "serviceMonitor.tlsConfig needs webConfig.tls",
+        ),
+        (
+            {
+                "serviceMonitor": {
+                    "enabled": True,
+                    "basicAuth": WEB_OPTIONS["serviceMonitor"]["basicAuth"],
+                }
+            },
+            "serviceMonitor.basicAuth needs webConfig.existingSecret",
+        ),
+        (
+            {
+                "webConfig": {"existingSecret": "w"},
+                "serviceMonitor": {
+                    "enabled": True,
+                    "basicAuth": {"username": {"name": "s", "key": "u"}},
+                },
+            },
+            "serviceMonitor.basicAuth needs both username and password",
+        ),
+    ],
+)
+def test_unworkable_web_settings_fail_the_render(values: dict[str, Any], message: str) -> None:
+    assert message in render_error(merged(ONE_PROJECT, values))
+
+
 # -- values schema -----------------------------------------------------------------------
 
 
@@ -830,6 +1368,39 @@ def test_unworkable_credentials_fail_the_render(auth: dict[str, Any], message: s
         ({"podAnnotations": {"a": 1}}, "podAnnotations"),
         ({"extraArgs": "--demo"}, "extraArgs"),
         ({"extraEnv": [{"value": "no name"}]}, "extraEnv"),
+        ({"config": {"api": "v2"}}, "api"),
+        ({"targets": [{"name": "a", "projectId": "p"}]}, "projectId"),
+        ({"targets": [{"name": "a"}]}, "project_id"),
+        ({"targets": [{"name": "-a", "project_id": "p"}]}, "name"),
+        ({"targets": [{"name": "a", "project_id": "p", "api": "v2"}]}, "api"),
+        ({"targets": [{"name": "a", "project_id": "p", "cache_ttl": 0}]}, "cache_ttl"),
+        ({"targets": [{"name": "a", "project_id": "p", "auth": {"ak": "AKINLINE"}}]}, "ak"),
+        (
+            {
+                "targets": [
+                    {"name": "a", "project_id": "p", "auth": {"sk": {"env": "A", "file": "/b"}}}
+                ]
+            },
+            "sk",
+        ),
+        (
+            {"targets": [{"name": "a", "project_id": "p", "auth": {"sk": {"file": "sk.txt"}}}]},
+            "file",
+        ),
+        ({"targets": [{"name": "a", "project_id": "p", "auth": {"sk": {"value": "s"}}}]}, "value"),
+        (
+            {"targets": [{"name": "a", "project_id": "p", "auth": {"access_key": {"env": "A"}}}]},
+            "access_key",
+        ),
+        ({"targetSecrets": ["research-keys"]}, "targetSecrets"),
+        ({"targetSecrets": [{"name": "k", "as": "volume"}]}, "as"),
+        ({"webConfig": {"existingsecret": "w"}}, "existingsecret"),
+        ({"webConfig": {"tls": "yes"}}, "tls"),
+        ({"webConfig": {"key": "web/config.yml"}}, "key"),
+        ({"serviceMonitor": {"probeTarget": True}}, "probeTarget"),
+        ({"serviceMonitor": {"tlsConfig": {"insecureSkipVerfy": True}}}, "insecureSkipVerfy"),
+        ({"serviceMonitor": {"tlsConfig": {"ca": {"secret": {"name": "c"}}}}}, "key"),
+        ({"serviceMonitor": {"basicAuth": {"user": {"name": "s", "key": "u"}}}}, "user"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
@@ -842,6 +1413,8 @@ def test_every_example_in_values_yaml_passes_the_schema() -> None:
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(chart_values())
         chart.validate_schema(ALL_OPTIONS)
+        chart.validate_schema(MULTI_OPTIONS)
+        chart.validate_schema(MUTUAL_TLS)
 
 
 # -- ServiceMonitor ----------------------------------------------------------------------
@@ -893,6 +1466,164 @@ def test_service_monitor_in_another_namespace_still_finds_the_service() -> None:
     assert monitor["metadata"]["namespace"] == "prometheus"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert "interval" not in monitor["spec"]["endpoints"][0]
+
+
+TARGET_LABEL = {"sourceLabels": ["__param_target"], "targetLabel": "target", "action": "replace"}
+
+
+def test_probe_service_monitor_scrapes_each_target_on_its_own() -> None:
+    relabelings = [{"targetLabel": "cluster", "replacement": "prod-1"}]
+    metric_relabelings = [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}]
+    values = merged(
+        TARGET_OPTIONS,
+        {
+            "serviceMonitor": {
+                "interval": "1m",
+                "relabelings": relabelings,
+                "metricRelabelings": metric_relabelings,
+            }
+        },
+    )
+    monitor = one(render(values), "ServiceMonitor")
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"  # one job for all
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "metrics",
+            "path": "/probe",
+            "params": {"target": [target["name"]]},
+            "scheme": "http",
+            "interval": "1m",
+            "scrapeTimeout": "10s",
+            "honorLabels": False,
+            # The target label first, so the user's relabelings can use it.
+            "relabelings": [TARGET_LABEL, *relabelings],
+            "metricRelabelings": metric_relabelings,
+        }
+        for target in TARGET_OPTIONS["targets"]
+    ]
+
+
+def test_targets_without_probe_targets_are_scraped_together_at_metrics() -> None:
+    values = merged(TARGET_OPTIONS, {"serviceMonitor": {"probeTargets": False}})
+    (endpoint,) = one(render(values), "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert "params" not in endpoint and "relabelings" not in endpoint
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def scrape_config(job: str, endpoint: dict[str, Any], address: str) -> dict[str, Any]:
+    """The Prometheus scrape config the Prometheus Operator makes of an endpoint: its own
+    relabelling first (the job from the Service's label), then the endpoint's."""
+    assert set(endpoint) <= {
+        "port", "path", "params", "scheme", "interval", "scrapeTimeout", "honorLabels",
+        "relabelings",
+    }, "a field this translation does not know"  # fmt: skip
+    return {
+        "job_name": job,
+        "metrics_path": endpoint["path"],
+        "params": endpoint.get("params", {}),
+        "scheme": endpoint["scheme"],
+        "honor_labels": endpoint["honorLabels"],
+        "scrape_interval": "1s",
+        "scrape_timeout": "1s",
+        "static_configs": [{"targets": [address]}],
+        "relabel_configs": [{"target_label": "job", "replacement": "modelarts-exporter"}]
+        + [{_snake(k): v for k, v in r.items()} for r in endpoint.get("relabelings", [])],
+    }
+
+
+def test_prometheus_scrapes_the_rendered_probe_endpoints(tmp_path: Path) -> None:
+    """The rendered targets file runs a real exporter over two simulated projects, and a
+    real Prometheus scrapes it as the rendered ServiceMonitor says: each target once, in
+    one job, told apart by the target label."""
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from exporter_process import exporter_process, free_port
+
+    from exporter.simulator import DEMO_AK, DEMO_SK, Fleet, Simulator
+
+    binary = require_tool("prometheus")
+    projects = {"alpha": "a" * 32, "beta": "b" * 32}
+    sizes = {"alpha": 4, "beta": 7}
+    with (
+        Simulator(Fleet(size=sizes["alpha"], seed=1), project_id=projects["alpha"]) as alpha,
+        Simulator(Fleet(size=sizes["beta"], seed=2), project_id=projects["beta"]) as beta,
+    ):
+        values = {
+            "auth": {"mode": "aksk", "existingSecret": "simulator-keys"},
+            "targets": [
+                {"name": name, "project_id": projects[name], "endpoint": sim.url}
+                for name, sim in (("alpha", alpha), ("beta", beta))
+            ],
+            "serviceMonitor": {"enabled": True, "probeTargets": True},
+        }
+        objects = render(values)
+        targets_file = tmp_path / "targets.yml"
+        targets_file.write_text(targets_config_map(objects)["data"]["targets.yml"])
+        endpoints = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+        env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK}
+        with exporter_process("--config.file", str(targets_file), env=env) as exporter:
+            address = exporter.url.removeprefix("http://")
+            config = {
+                "scrape_configs": [
+                    scrape_config(f"serviceMonitor/{NAMESPACE}/{FULLNAME}/{i}", e, address)
+                    for i, e in enumerate(endpoints)
+                ]
+            }
+            (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+            port = free_port()
+            log = tmp_path / "prometheus.log"
+            with log.open("wb") as log_file:
+                process = subprocess.Popen(
+                    [
+                        binary,
+                        f"--config.file={tmp_path / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp_path / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                        "--log.level=warn",
+                    ],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                )
+
+            def query(expr: str) -> dict[tuple[str, ...], float]:
+                """(target, project_id, instance) of each series -> its value."""
+                url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
+                    {"query": expr}
+                )
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    result = json.load(response)["data"]["result"]
+                keys = ("target", "project_id", "instance")
+                return {
+                    tuple(r["metric"].get(k, "") for k in keys): float(r["value"][1])
+                    for r in result
+                }
+
+            try:
+                deadline = time.monotonic() + 60
+                notebooks: dict[tuple[str, ...], float] = {}
+                while len(notebooks) < 2 and time.monotonic() < deadline:
+                    assert process.poll() is None, log.read_text()
+                    time.sleep(0.5)
+                    with contextlib.suppress(OSError):  # not listening yet
+                        notebooks = query(
+                            "count by (target, project_id) (modelarts_notebook_instance_info)"
+                        )
+                up = query('up{job="modelarts-exporter"}')
+                refreshed = query('modelarts_up{job="modelarts-exporter"}')
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+    assert notebooks == {(name, projects[name], ""): sizes[name] for name in projects}, (
+        log.read_text()
+    )
+    assert up == {(name, "", address): 1.0 for name in projects}, "one job, one up per target"
+    assert refreshed == {(name, projects[name], address): 1.0 for name in projects}
 
 
 # -- PrometheusRule ----------------------------------------------------------------------
@@ -1093,6 +1824,8 @@ def test_values_in_the_docs_are_valid_and_match_the_examples() -> None:
         for f in ("common.yaml", "project-training.yaml", "project-research.yaml")
     ]
     assert [examples["kube-prometheus-stack.yaml"]] in blocks
+    assert [examples["probe-servicemonitor.yaml"]] in blocks
+    assert [examples["web-config.yaml"]] in blocks
     assert files in blocks
 
 
