@@ -24,7 +24,8 @@ from requests.adapters import HTTPAdapter
 from exporter import __version__
 from exporter.auth.provider import CredentialProvider
 from exporter.errors import ApiError, CredentialError, error_from_response
-from exporter.models import Instance, MalformedResponse, Page, parse_page
+from exporter.instance import Instance
+from exporter.models import MalformedResponse, Page, parse_page
 from exporter.models_v2 import PAGE_SIZE as PAGE_SIZE_V2
 from exporter.models_v2 import parse_notebooks_page, same_notebook
 

@@ -8,19 +8,21 @@ Four kinds of metric, by what their value depends on:
 - `InstanceMetric`: one notebook of a snapshot; rendered once per snapshot.
 - `FleetMetric`: all notebooks of a snapshot (counts, flavors, pools); once per snapshot.
 - `CountdownMetric`: one notebook and the clock; the snapshot keeps an anchor `(a, b)` and
-  each scrape serves `max(0, a + b * now)`, so a cached list never serves a stale countdown.
+  each scrape serves `a + b·now` in whole seconds, never negative, so a cached list never
+  serves a stale countdown.
 - `ExporterMetric`: the exporter's own state (up, age, counters); computed per scrape.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from exporter import __version__
-from exporter.models import Instance
+from exporter.instance import Instance
 from exporter.models_v2 import V2_ONLY_STATUSES
 
 if TYPE_CHECKING:
@@ -52,7 +54,14 @@ PUBLIC_POOL = ("", "public", "PUBLIC")  # pool_id, pool_name, pool_type of the s
 
 Labels = tuple[str, ...]
 Sample = tuple[Labels, float]
-Anchor = tuple[float, float]  # value at time t is max(0, a + b * t)
+Anchor = tuple[float, float]  # value at time t is countdown(a, b, t)
+
+
+def countdown(a: float, b: float, now: float) -> int:
+    """`a + b·now` in whole seconds, never negative. Whole seconds: the value is the same
+    for every scrape within a second, so one rendering serves them all."""
+    value = int(a + b * math.floor(now))
+    return value if value > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class CountdownMetric(Metric):
         if snapshot is None:
             return
         for id_, (a, b) in self.anchors(snapshot.instances, snapshot.fetched_at):
-            yield (id_,), max(0.0, a + b * now)
+            yield (id_,), float(countdown(a, b, now))
 
 
 @dataclass(frozen=True)
@@ -165,51 +174,33 @@ def _one(value: float | None, *labels: str) -> Iterable[Sample]:
 
 
 def _info(i: Instance, _: float) -> Iterable[Sample]:
-    workspace = i.workspace.id if i.workspace else ""
-    user = i.user.name if i.user else ""
-    labels = (i.name, i.flavor_name, i.flavor_type, i.pool_id, workspace, user, i.image)
+    labels = (i.name, i.flavor, i.flavor_type, i.pool_id, i.workspace_id, i.user_name, i.image)
     return ((labels, 1.0),)
-
-
-def _auto_stop_enabled(i: Instance, _: float) -> Iterable[Sample]:
-    enabled = i.auto_stop.enable if i.auto_stop else None
-    return _one(None if enabled is None else float(enabled))
 
 
 def _stop_time(i: Instance, fetched_at: float) -> float | None:
     """Absolute stop time; from `remain_time` (relative to the fetch) when that is all we have."""
-    auto_stop = i.auto_stop
-    if auto_stop is None or auto_stop.enable is False:
+    if i.auto_stop is False:
         return None
-    if auto_stop.stop_timestamp is not None:
-        return auto_stop.stop_timestamp
-    if auto_stop.remain_time is not None:
-        return fetched_at + auto_stop.remain_time
-    return None
+    if i.stop_timestamp is not None:
+        return i.stop_timestamp
+    return None if i.stop_remaining is None else fetched_at + i.stop_remaining
 
 
 def _queue(i: Instance) -> bool:
-    return i.queuing_info is not None and i.status in QUEUING_STATUSES
-
-
-def _queue_rank(i: Instance, _: float) -> Iterable[Sample]:
-    return _one(i.queuing_info.rank if i.queuing_info and _queue(i) else None)
+    return i.queued and i.status in QUEUING_STATUSES
 
 
 def _queue_end(i: Instance, fetched_at: float) -> Anchor | None:
-    q = i.queuing_info
-    if q is None or not _queue(i):
+    if not _queue(i):
         return None
-    if q.end_timestamp is not None:
-        return (q.end_timestamp, -1.0)
-    return (fetched_at + q.remain_time, -1.0) if q.remain_time is not None else None
+    if i.queue_end is not None:
+        return (i.queue_end, -1.0)
+    return None if i.queue_remaining is None else (fetched_at + i.queue_remaining, -1.0)
 
 
 def _queue_begin(i: Instance, _: float) -> Anchor | None:
-    q = i.queuing_info
-    if q is None or not _queue(i) or q.begin_timestamp is None:
-        return None
-    return (-q.begin_timestamp, 1.0)
+    return (-i.queue_begin, 1.0) if _queue(i) and i.queue_begin is not None else None
 
 
 def _stop_anchor(i: Instance, fetched_at: float) -> Anchor | None:
@@ -218,7 +209,7 @@ def _stop_anchor(i: Instance, fetched_at: float) -> Anchor | None:
 
 
 def _instance_counts(instances: Sequence[Instance]) -> Iterable[Sample]:
-    counts = Counter((i.status, i.flavor_name, i.pool_id) for i in instances)
+    counts = Counter((i.status, i.flavor, i.pool_id) for i in instances)
     seen = {status for status, _, _ in counts}
     for status in KNOWN_STATUSES:
         if status not in seen:  # so that `sum by (status)` always shows every status
@@ -226,30 +217,24 @@ def _instance_counts(instances: Sequence[Instance]) -> Iterable[Sample]:
     return sorted((labels, float(n)) for labels, n in counts.items())
 
 
-def _flavor_field(field: str) -> Callable[[Sequence[Instance]], Iterable[Sample]]:
+def _per_flavor(
+    value: Callable[[Instance], float | None],
+) -> Callable[[Sequence[Instance]], Iterable[Sample]]:
+    """One sample per flavor, from the last notebook that reports it."""
+
     def compute(instances: Sequence[Instance]) -> Iterable[Sample]:
-        values: dict[str, float] = {}
-        for i in instances:
-            details = i.flavor_details
-            if details is None:
-                continue
-            if field == "sold_out":
-                if details.status:
-                    values[i.flavor_name] = float(details.status == "soldOut")
-            else:
-                number = getattr(details, field)
-                if number is not None:
-                    values[i.flavor_name] = number
-        return sorted(((flavor,), v) for flavor, v in values.items())
+        found = {i.flavor: value(i) for i in instances}
+        return sorted(((flavor,), v) for flavor, v in found.items() if v is not None)
 
     return compute
 
 
+def _sold_out(i: Instance) -> float | None:
+    return float(i.flavor_sale == "soldOut") if i.flavor_sale else None
+
+
 def _pools(instances: Sequence[Instance]) -> Iterable[Sample]:
-    pools = {
-        (i.pool.id, i.pool.name, i.pool.type) if i.pool and i.pool.id else PUBLIC_POOL
-        for i in instances
-    }
+    pools = {(i.pool_id, i.pool_name, i.pool_type) if i.pool_id else PUBLIC_POOL for i in instances}
     return sorted((pool, 1.0) for pool in pools)
 
 
@@ -287,19 +272,19 @@ METRICS: tuple[Metric, ...] = (
         "modelarts_notebook_instance_created_timestamp_seconds",
         "Creation time of a notebook instance, in Unix seconds.",
         ("id",),
-        value=lambda i, _: _one(i.creation_timestamp),
+        value=lambda i, _: _one(i.created),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_updated_timestamp_seconds",
         "Last modification time of a notebook instance, in Unix seconds.",
         ("id",),
-        value=lambda i, _: _one(i.latest_update_timestamp),
+        value=lambda i, _: _one(i.updated),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_enabled",
         "1 if the notebook instance stops by itself after its running duration, else 0.",
         ("id",),
-        value=_auto_stop_enabled,
+        value=lambda i, _: _one(None if i.auto_stop is None else float(i.auto_stop)),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_timestamp_seconds",
@@ -318,7 +303,7 @@ METRICS: tuple[Metric, ...] = (
         "modelarts_notebook_instance_queue_rank",
         "Position of the notebook instance in its queue, while it is queued.",
         ("id",),
-        value=_queue_rank,
+        value=lambda i, _: _one(i.queue_rank if _queue(i) else None),
     ),
     CountdownMetric(
         "modelarts_notebook_instance_queue_remaining_seconds",
@@ -342,19 +327,19 @@ METRICS: tuple[Metric, ...] = (
         "modelarts_notebook_flavor_sold_out",
         "1 if the flavor is sold out, 0 if it is on sale.",
         ("flavor",),
-        value=_flavor_field("sold_out"),
+        value=_per_flavor(_sold_out),
     ),
     FleetMetric(
         "modelarts_notebook_flavor_queue_length",
         "Instances queuing for the flavor, where reported (free sold-out flavors).",
         ("flavor",),
-        value=_flavor_field("queuing_num"),
+        value=_per_flavor(lambda i: i.flavor_queue_length),
     ),
     FleetMetric(
         "modelarts_notebook_flavor_queue_left_seconds",
         "Estimated queue time for the flavor in seconds, where reported.",
         ("flavor",),
-        value=_flavor_field("queue_left_time"),
+        value=_per_flavor(lambda i: i.flavor_queue_left),
     ),
     FleetMetric(
         "modelarts_notebook_pool_info",

@@ -1,5 +1,7 @@
 """Pydantic models of the `demanager/instances` list response, as lenient as the real API.
 
+Records are read into these models, then kept as the flat `Instance` of instance.py.
+
 Only the fields the exporter reads are declared; everything else is ignored. Every
 object may be null or absent. Timestamps arrive as epoch milliseconds in strings or
 numbers and are kept as float Unix seconds. A record that still cannot be read is
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+
+from exporter.instance import Instance
 
 # Accepted range of timestamps: 2000-01-01 … 2200-01-01. Anything else is a corrupt value.
 _MIN_SECONDS, _MAX_SECONDS = 946_684_800.0, 7_258_118_400.0
@@ -129,8 +133,8 @@ class QueuingInfo(_Model):
     remain_time: Number = None
 
 
-class Instance(_Model):
-    """One notebook. `id` and `status` are required: without them a record means nothing."""
+class InstanceRecord(_Model):
+    """One record of the list. `id` and `status` are required: without them it means nothing."""
 
     id: RequiredText
     status: RequiredText
@@ -147,39 +151,50 @@ class Instance(_Model):
     spec: Spec | None = None
     queuing_info: QueuingInfo | None = None
 
-    @property
-    def flavor_name(self) -> str:
-        return self.flavor or (self.flavor_details.name if self.flavor_details else "")
+    def to_instance(self) -> Instance:
+        details = self.flavor_details or FlavorDetails()
+        profile = self.profile or Profile()
+        provision = profile.provision.spec if profile.provision else None
+        params = (provision.params if provision else None) or ProvisionParams()
+        image = params.image_name
+        if image and params.image_tag:
+            image = f"{image}:{params.image_tag}"
+        spec = self.spec or Spec()
+        auto_stop = spec.auto_stop or AutoStop()
+        queue = self.queuing_info or QueuingInfo()
+        pool = self.pool or Pool()
+        return Instance(
+            id=self.id,
+            status=self.status,
+            name=self.name,
+            flavor=self.flavor or details.name,
+            flavor_type=profile.flavor_type or details.type,
+            pool_id=pool.id,
+            pool_name=pool.name,
+            pool_type=pool.type,
+            workspace_id=self.workspace.id if self.workspace else "",
+            user_name=self.user.name if self.user else "",
+            image=image,
+            created=self.creation_timestamp,
+            updated=self.latest_update_timestamp,
+            auto_stop=auto_stop.enable,
+            stop_timestamp=auto_stop.stop_timestamp,
+            stop_remaining=auto_stop.remain_time,
+            error=self._error(spec.failed_reasons),
+            flavor_sale=details.status,
+            flavor_queue_length=details.queuing_num,
+            flavor_queue_left=details.queue_left_time,
+            queued=self.queuing_info is not None,
+            queue_rank=queue.rank,
+            queue_begin=queue.begin_timestamp,
+            queue_end=queue.end_timestamp,
+            queue_remaining=queue.remain_time,
+        )
 
-    @property
-    def flavor_type(self) -> str:
-        if self.profile and self.profile.flavor_type:
-            return self.profile.flavor_type
-        return self.flavor_details.type if self.flavor_details else ""
-
-    @property
-    def pool_id(self) -> str:
-        return self.pool.id if self.pool else ""
-
-    @property
-    def image(self) -> str:
-        params = self.profile and self.profile.provision and self.profile.provision.spec
-        params_obj = params.params if params else None
-        if params_obj is None or not params_obj.image_name:
-            return ""
-        tag = params_obj.image_tag
-        return f"{params_obj.image_name}:{tag}" if tag else params_obj.image_name
-
-    @property
-    def auto_stop(self) -> AutoStop | None:
-        return self.spec.auto_stop if self.spec else None
-
-    @property
-    def error(self) -> str | None:
+    def _error(self, reasons: FailedReasons | None) -> str | None:
         """The error code the instance reports, `unknown` for a reason without code."""
         if self.error_code:
             return self.error_code
-        reasons = self.spec.failed_reasons if self.spec else None
         if reasons and (reasons.code or reasons.message):
             return reasons.code or "unknown"
         return None
@@ -198,7 +213,7 @@ def count(value: Any) -> int | None:
 
 class _FastPage(_Model):
     total_count: Annotated[int | None, BeforeValidator(count)] = None
-    instances: list[Instance] | None = None
+    instances: list[InstanceRecord] | None = None
 
 
 class _RawPage(_Model):
@@ -206,7 +221,7 @@ class _RawPage(_Model):
     instances: list[Any] | None = None
 
 
-_INSTANCE = TypeAdapter(Instance)
+_INSTANCE = TypeAdapter(InstanceRecord)
 
 
 @dataclass(frozen=True)
@@ -241,11 +256,11 @@ def parse_records(
 
     The fast path validates straight from bytes; only when a record is bad do we fall
     back to validating record by record, so a good page never pays for the slow path.
-    Returns the page model, the readable records and how many were skipped.
+    Returns the page model, the readable records as Instances and how many were skipped.
     """
     try:
         page: BaseModel = fast.model_validate_json(body)
-        return page, getattr(page, field) or [], 0
+        return page, [r.to_instance() for r in getattr(page, field) or []], 0
     except ValidationError:
         pass
     try:
@@ -256,7 +271,7 @@ def parse_records(
     records = getattr(page, field) or []
     for item in records:
         try:
-            kept.append(record.validate_python(item))
+            kept.append(record.validate_python(item).to_instance())
         except (ValidationError, RecursionError):
             continue
     return page, kept, len(records) - len(kept)

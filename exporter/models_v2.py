@@ -14,21 +14,12 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, TypeAdapter
 
+from exporter.instance import Instance
 from exporter.models import (
-    AutoStop,
-    FailedReasons,
-    Instance,
     MsTimestamp,
     Number,
     Page,
-    Pool,
-    Profile,
-    Provision,
-    ProvisionParams,
-    ProvisionSpec,
-    Ref,
     RequiredText,
-    Spec,
     Text,
     _Model,
     count,
@@ -78,45 +69,30 @@ class Notebook(_Model):
     workspace_id: Text = ""
 
     def to_instance(self) -> Instance:
+        lease = self.lease or Lease()
+        started = lease.update_at or lease.create_at
+        duration = lease.duration / 1000 if lease.duration is not None else None
+        running = self.status == "RUNNING" and started is not None and duration
+        pool = self.pool or V2Pool()
         return Instance(
             id=self.id,
             status=self.status,
             name=self.name,
             flavor=self.flavor,
-            creation_timestamp=_ms(self.create_at),
-            latest_update_timestamp=_ms(self.update_at),
-            profile=Profile(
-                flavor_type=flavor_type(self.flavor),
-                provision=Provision(
-                    spec=ProvisionSpec(
-                        params=ProvisionParams(image_name=self.image.name if self.image else "")
-                    )
-                ),
-            ),
-            pool=Pool(id=self.pool.id, name=self.pool.name, type="USER_DEFINED")
-            if self.pool and self.pool.id
-            else None,
-            workspace=Ref(id=self.workspace_id),
-            user=Ref(id=self.user.id, name=self.user.name) if self.user else None,
-            spec=Spec(auto_stop=self._auto_stop(), failed_reasons=self._failure()),
+            flavor_type=flavor_type(self.flavor),
+            pool_id=pool.id,
+            pool_name=pool.name,
+            pool_type="USER_DEFINED" if pool.id else "",
+            workspace_id=self.workspace_id,
+            user_name=self.user.name if self.user else "",
+            image=self.image.name if self.image else "",
+            created=self.create_at,
+            updated=self.update_at,
+            auto_stop=lease.enable,
+            stop_timestamp=started + duration if running and started and duration else None,
+            # The newer API gives a reason in words, no code: the words are the label value.
+            error=self.fail_reason[:100] or None,
         )
-
-    def _auto_stop(self) -> AutoStop | None:
-        lease = self.lease
-        if lease is None:
-            return None
-        started = lease.update_at or lease.create_at
-        running = self.status == "RUNNING"
-        stop = started + lease.duration / 1000 if running and started and lease.duration else None
-        return AutoStop(
-            enable=lease.enable,
-            duration=lease.duration / 1000 if lease.duration is not None else None,
-            stop_timestamp=_ms(stop),
-        )
-
-    def _failure(self) -> FailedReasons | None:
-        # The newer API gives a reason in words, no code: the words are the label value.
-        return FailedReasons(code=self.fail_reason[:100]) if self.fail_reason else None
 
 
 def flavor_type(flavor: str) -> str:
@@ -126,10 +102,6 @@ def flavor_type(flavor: str) -> str:
         if marker in name:
             return kind
     return ""
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
 
 
 def same_notebook(instance_id: str) -> str:
@@ -154,6 +126,5 @@ _NOTEBOOK = TypeAdapter(Notebook)
 
 def parse_notebooks_page(body: bytes) -> Page:
     """One `/notebooks` list response, as Instances."""
-    page, notebooks, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK)
-    instances = [notebook.to_instance() for notebook in notebooks]
+    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK)
     return Page(getattr(page, "total", None), instances, invalid, getattr(page, "pages", None))

@@ -1,21 +1,23 @@
-"""A scrape's body: the clock-free part cached per set of snapshots, the rest per scrape.
+"""A scrape's body in three parts, each cached for as long as it stays the same.
 
-For a fleet of thousands of notebooks nearly all of the exposition is static for as
-long as the snapshots live: it is assembled once per format (and gzip-compressed once
-when asked). Each scrape then writes only the countdowns and the exporter's own state,
-a few kilobytes, and appends them. Gzip members may be concatenated (RFC 1952 §2.2),
-so even a compressed scrape compresses only the part that changed.
+- *static*: everything that depends on the snapshots only — nearly all of the bytes for
+  a large fleet — assembled once per set of snapshots and format;
+- *countdowns*: the remaining and waiting times, in whole seconds, so the same for every
+  scrape within one second (an HA pair, a burst of scrapers);
+- *exporter*: `modelarts_up`, data age, request counters: a few lines, written per scrape.
+
+Gzip members may be concatenated (RFC 1952 §2.2), so each part is compressed once too,
+and a compressed scrape compresses only the few lines that changed.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from cachetools import LRUCache
 
 from exporter.cache import TargetStatus
 from exporter.exposition import Format, format_value, header, label_names, series_prefix
@@ -28,20 +30,34 @@ _EXPORTER = tuple(m for m in METRICS if isinstance(m, ExporterMetric))
 _GZIP_LEVEL = 6
 
 
-def gzip_member(data: bytes) -> bytes:
-    compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip header
+def gzip_member(data: bytes, level: int = _GZIP_LEVEL) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: with a gzip header
     return compressor.compress(data) + compressor.flush()
 
 
 @dataclass(frozen=True)
 class Body:
     fmt: Format
-    static: bytes
-    dynamic: bytes
-    key: tuple[object, ...]
+    parts: tuple[bytes, bytes, bytes]  # static, countdowns, exporter (+ EOF)
+    gzip_parts: tuple[bytes | None, bytes | None]  # the first two, compressed, when cached
 
     def __bytes__(self) -> bytes:
-        return self.static + self.dynamic
+        return b"".join(self.parts)
+
+
+class _Slot:
+    """The latest value of one part, with its key; older ones are let go at once, so a
+    refresh never keeps the previous snapshots alive."""
+
+    def __init__(self) -> None:
+        self.key: object = None
+        self.value: bytes = b""
+        self.gzipped: bytes | None = None
+
+    def get(self, key: object, make: Callable[[], bytes]) -> _Slot:
+        if self.key != key:
+            self.key, self.value, self.gzipped = key, make(), None
+        return self
 
 
 class Renderer:
@@ -55,26 +71,40 @@ class Renderer:
         self._sources = sources
         self._clock = clock
         self._lock = threading.Lock()
-        self._static: LRUCache[tuple[object, ...], bytes] = LRUCache(maxsize=4)
-        self._gzipped: LRUCache[tuple[object, ...], bytes] = LRUCache(maxsize=2)
+        self._static: dict[str, _Slot] = {}
+        self._countdowns: dict[str, _Slot] = {}
 
     def render(self, fmt: Format) -> Body:
         statuses = self._sources()
         now = self._clock()
+        second = math.floor(now)
         snapshots = tuple(s.snapshot for s in statuses if s.snapshot is not None)
-        key = (fmt.name, snapshots)  # holding the snapshots keeps the key unique
+        # Keys hold the snapshots themselves (compared by identity): never a stale hit.
         with self._lock:
-            static = self._static.get(key)
-            if static is None:
-                static = self._static[key] = _static_section(snapshots, fmt)
-        return Body(fmt, static, _dynamic_section(statuses, snapshots, fmt, now), key)
+            static = self._static.setdefault(fmt.name, _Slot()).get(
+                snapshots, lambda: _static_section(snapshots, fmt)
+            )
+            countdowns = self._countdowns.setdefault(fmt.name, _Slot()).get(
+                (snapshots, second), lambda: _countdown_section(snapshots, fmt, second)
+            )
+            parts = (static.value, countdowns.value, _exporter_section(statuses, fmt, now))
+            return Body(fmt, parts, (static.gzipped, countdowns.gzipped))
 
-    def gzip(self, body: Body) -> bytes:
+    def gzip(self, body: Body) -> list[bytes]:
+        """The body as gzip members; the static and countdown ones compressed once."""
+        static, countdowns = body.gzip_parts
+        return [
+            static or self._compress(self._static[body.fmt.name], body.parts[0]),
+            countdowns or self._compress(self._countdowns[body.fmt.name], body.parts[1]),
+            gzip_member(body.parts[2], 1),
+        ]
+
+    def _compress(self, slot: _Slot, part: bytes) -> bytes:
+        compressed = gzip_member(part)
         with self._lock:
-            static = self._gzipped.get(body.key)
-            if static is None:
-                static = self._gzipped[body.key] = gzip_member(body.static)
-        return static + gzip_member(body.dynamic)
+            if slot.value is part:  # still the current one: keep it for the next scrape
+                slot.gzipped = compressed
+        return compressed
 
 
 def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> bytes:
@@ -85,13 +115,16 @@ def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def _dynamic_section(
-    statuses: Sequence[TargetStatus], snapshots: tuple[Snapshot, ...], fmt: Format, now: float
-) -> bytes:
+def _countdown_section(snapshots: tuple[Snapshot, ...], fmt: Format, second: int) -> bytes:
     parts: list[str] = []
     for countdown in _COUNTDOWNS:
         parts.append(header(countdown, fmt))
-        parts.extend(snapshot.countdowns[countdown.name].lines(now) for snapshot in snapshots)
+        parts.extend(snapshot.countdowns[countdown.name].lines(second) for snapshot in snapshots)
+    return "".join(parts).encode("utf-8")
+
+
+def _exporter_section(statuses: Sequence[TargetStatus], fmt: Format, now: float) -> bytes:
+    parts: list[str] = []
     for metric in _EXPORTER:
         parts.append(header(metric, fmt))
         names = label_names(metric)

@@ -97,11 +97,11 @@ class MetricsApp:
         renderer: Renderer, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         body = renderer.render(negotiate(environ.get("HTTP_ACCEPT")))
+        # The parts are sent as they are, cached bytes never copied.
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            gz = renderer.gzip(body)
-            return _send(start_response, "200 OK", body.fmt.content_type, [gz], gzip=True)
-        # Two chunks: the cached static bytes are sent as they are, never copied.
-        return _send(start_response, "200 OK", body.fmt.content_type, [body.static, body.dynamic])
+            members = renderer.gzip(body)
+            return _send(start_response, "200 OK", body.fmt.content_type, members, gzip=True)
+        return _send(start_response, "200 OK", body.fmt.content_type, list(body.parts))
 
 
 def _send(

@@ -10,22 +10,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.exposition import format_value, label_names, series_prefix
-from exporter.metrics import METRICS, Anchor, CountdownMetric, Labels, Metric, SeriesOptions
-from exporter.models import Instance
+from exporter.instance import Instance
+from exporter.metrics import (
+    METRICS,
+    Anchor,
+    CountdownMetric,
+    Labels,
+    Metric,
+    SeriesOptions,
+    countdown,
+)
 
 
 @dataclass(frozen=True)
 class Countdown:
-    """Series prefixes and their anchors: the value at time t is max(0, a + b·t)."""
+    """Series prefixes and their anchors: the value at second t is countdown(a, b, t)."""
 
     prefixes: tuple[str, ...]
     anchors: tuple[Anchor, ...]
 
-    def lines(self, now: float) -> str:
-        return "".join(
-            f"{prefix}{format_value(max(0.0, a + b * now))}\n"
-            for prefix, (a, b) in zip(self.prefixes, self.anchors, strict=True)
-        )
+    def lines(self, second: int) -> str:
+        values = [countdown(a, b, second) for a, b in self.anchors]
+        return "".join([f"{p}{v}\n" for p, v in zip(self.prefixes, values, strict=True)])
 
 
 @dataclass(frozen=True, eq=False)

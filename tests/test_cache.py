@@ -11,7 +11,7 @@ import pytest
 from exporter.cache import AUTH_BACKOFF_BASE, SnapshotCache
 from exporter.client import Listing
 from exporter.errors import ApiError
-from exporter.models import Instance
+from exporter.instance import Instance
 
 
 class Clock:

@@ -264,3 +264,27 @@ def test_info_labels_allowlist_keeps_id_and_the_chosen_labels(fmt, metric_values
         if not k[0].endswith("_created")
     }
     assert parse_exposition(text.removesuffix("# EOF\n")).samples == theirs
+
+
+def test_gzip_members_decompress_to_the_body_and_are_reused():
+    import gzip
+
+    status = status_of(fixture_bytes("list-instances.json"))
+    renderer = Renderer(lambda: [status], clock=lambda: NOW)
+    first = renderer.render(TEXT)
+    members = renderer.gzip(first)
+    assert gzip.decompress(b"".join(members)) == bytes(first)
+    again = renderer.render(TEXT)
+    assert renderer.gzip(again)[0] is members[0]  # the static member was compressed once
+
+
+def test_countdowns_are_rendered_once_per_second():
+    status = status_of(fixture_bytes("list-instances.json"), fetched_at=1594891000.0)
+    clock = [1594891000.2]
+    renderer = Renderer(lambda: [status], clock=lambda: clock[0])
+    first = renderer.render(TEXT).parts[1]
+    clock[0] = 1594891000.9
+    assert renderer.render(TEXT).parts[1] is first
+    clock[0] = 1594891001.0
+    later = renderer.render(TEXT).parts[1]
+    assert later != first and b" 408\n" in first and b" 407\n" in later

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import fixture_bytes
 
-from exporter.models import Instance, MalformedResponse, parse_page
+from exporter.models import InstanceRecord, MalformedResponse, parse_page
 
 
 def test_the_vendor_list_example_parses():
@@ -15,16 +15,22 @@ def test_the_vendor_list_example_parses():
     assert page.total_count == 2 and page.invalid == 0
     running, stopped = page.instances
     assert (running.status, stopped.status) == ("RUNNING", "STOPPED")
-    assert running.creation_timestamp == 1594887749.962
-    assert running.auto_stop is not None and running.auto_stop.stop_timestamp == 1594891408.723
-    assert stopped.auto_stop is not None and stopped.auto_stop.stop_timestamp is None
-    assert running.flavor_type == "GPU" and stopped.flavor_name == "modelarts.vm.cpu.2u"
+    assert running.created == 1594887749.962
+    assert running.auto_stop is True and running.stop_timestamp == 1594891408.723
+    assert stopped.auto_stop is True and stopped.stop_timestamp is None
+    assert running.flavor_type == "GPU" and stopped.flavor == "modelarts.vm.cpu.2u"
+    assert (
+        running.image == "mul-kernel-gpu-cuda-cp36:2.0.5-B003"
+        and running.user_name == "ops_dev_env"
+    )
 
 
 def test_the_vendor_detail_example_parses_as_an_instance():
-    instance = Instance.model_validate_json(fixture_bytes("instance-detail.json"))
-    assert instance.latest_update_timestamp == 1594888070.775
-    assert instance.auto_stop is not None and instance.auto_stop.remain_time == 3336
+    instance = InstanceRecord.model_validate_json(
+        fixture_bytes("instance-detail.json")
+    ).to_instance()
+    assert instance.updated == 1594888070.775
+    assert instance.stop_remaining == 3336 and instance.workspace_id == "0"
 
 
 def test_total_count_as_string_and_timestamps_as_numbers():
@@ -43,8 +49,8 @@ def test_total_count_as_string_and_timestamps_as_numbers():
     page = parse_page(json.dumps(body).encode())
     assert page.total_count == 1
     (instance,) = page.instances
-    assert instance.creation_timestamp == instance.latest_update_timestamp == 1594887749.962
-    assert instance.auto_stop is not None and instance.auto_stop.stop_timestamp == 1594891408.723
+    assert instance.created == instance.updated == 1594887749.962
+    assert instance.stop_timestamp == 1594891408.723
 
 
 def test_every_object_may_be_null_or_absent_and_extra_fields_are_ignored():
@@ -72,7 +78,7 @@ def test_every_object_may_be_null_or_absent_and_extra_fields_are_ignored():
     page = parse_page(json.dumps(body).encode())
     assert [i.id for i in page.instances] == ["a", "b"] and page.invalid == 0
     a = page.instances[0]
-    assert (a.name, a.flavor_name, a.flavor_type, a.pool_id, a.image, a.error) == (
+    assert (a.name, a.flavor, a.flavor_type, a.pool_id, a.image, a.error) == (
         "",
         "",
         "",

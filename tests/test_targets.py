@@ -41,10 +41,10 @@ def test_the_vendor_notebooks_example_parses():
         "CREATING",
         "notebook_5ee4bf0e",
     )
-    assert first.flavor_name == "modelarts.vm.cpu.free" and first.flavor_type == "CPU"
+    assert first.flavor == "modelarts.vm.cpu.free" and first.flavor_type == "CPU"
     assert first.image == "notebook2.0-mul-kernel-cpu-cp36"
-    assert first.auto_stop is not None and first.auto_stop.enable is True
-    assert first.auto_stop.duration == 3600  # the lease's milliseconds, in seconds
+    assert first.auto_stop is True
+    assert first.stop_timestamp is None  # not running: no stop time yet
 
 
 def test_lease_of_a_running_notebook_gives_its_stop_time_and_fail_reason_its_error():
@@ -55,10 +55,10 @@ def test_lease_of_a_running_notebook_gives_its_stop_time_and_fail_reason_its_err
     doc["data"][1]["pool"] = {"id": "pool-1", "name": "team-a"}
     doc["data"][1]["user"] = {"id": "u1", "name": "li.wei", "domain": "acme"}
     running, failed = parse_notebooks_page(json.dumps(doc).encode()).instances
-    assert running.auto_stop is not None
-    assert running.auto_stop.stop_timestamp == pytest.approx(1638841805.439 + 3600)
+    # The lease's duration is in milliseconds: 3,600,000 is an hour.
+    assert running.stop_timestamp == pytest.approx(1638841805.439 + 3600)
     assert failed.error == "image pull failed"
-    assert (failed.pool_id, failed.user.name if failed.user else "") == ("pool-1", "li.wei")
+    assert (failed.pool_id, failed.pool_name, failed.user_name) == ("pool-1", "team-a", "li.wei")
 
 
 def test_known_statuses_cover_both_apis():
