@@ -44,38 +44,34 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def _timestamp(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
-        f".{int(record.msecs):03d}Z"
-    )
+class _FieldsFormatter(logging.Formatter):
+    """ts, level, logger, msg (and exc): the fields of a record, for a subclass to write."""
+
+    def fields(self, record: logging.LogRecord) -> dict[str, str]:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        fields = {
+            "ts": f"{created}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            fields["exc"] = record.exc_text
+        return fields
 
 
-class LogfmtFormatter(logging.Formatter):
+class LogfmtFormatter(_FieldsFormatter):
     """`ts=… level=info logger=exporter.cache msg="…"`: what Go exporters print too."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info or record.exc_text:
-            fields["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in self.fields(record).items())
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_FieldsFormatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info or record.exc_text:
-            fields["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(fields, ensure_ascii=False)
+        return json.dumps(self.fields(record), ensure_ascii=False)
 
 
 def _logfmt_value(value: str) -> str:
