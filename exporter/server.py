@@ -23,7 +23,7 @@ from exporter import __version__
 from exporter.exposition import negotiate
 from exporter.render import Renderer
 from exporter.target import TargetSet
-from exporter.webconfig import TLSServerMixin, WebConfig, WSGIApp, wrap_app
+from exporter.webconfig import TLSServerMixin, WebConfig, wrap_app
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +162,6 @@ class _Server6(_Server):
 UNPROTECTED = ("/-/healthy", "/-/ready")  # for kubelet probes, which carry no credentials
 
 
-def protect(app: WSGIApp, web_config: WebConfig | None) -> WSGIApp:
-    """Basic auth and headers of the web config around everything but health and readiness."""
-    guarded = wrap_app(app, web_config)
-    if guarded is app:
-        return app
-
-    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        chosen = app if environ.get("PATH_INFO") in UNPROTECTED else guarded
-        return chosen(environ, start_response)
-
-    return route
-
-
 class HttpServer:
     """Serves `app` on host:port in a background thread until `stop()`, over TLS and
     behind basic auth when the web config says so."""
@@ -188,7 +175,7 @@ class HttpServer:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         server_class = _Server6 if ":" in host else _Server
-        wsgi = protect(app, web_config)
+        wsgi = wrap_app(app, web_config, exempt_paths=UNPROTECTED)
         self._server = make_server(host, port, wsgi, server_class, handler_class=_Handler)
         self._server.enable_tls(tls)
         self.port = self._server.server_address[1]
