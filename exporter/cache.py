@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 AUTH_BACKOFF_BASE = 60.0  # seconds after the first 401/403; doubles up to the cap
 AUTH_BACKOFF_CAP = 900.0
+RETRY_AFTER_CAP = AUTH_BACKOFF_CAP  # a gateway's Retry-After is honoured up to this
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class SnapshotCache:
         max_staleness: float,
         telemetry: Callable[[], Telemetry] = Telemetry,
         options: SeriesOptions | None = None,
+        fetch_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project_id = project_id
@@ -61,6 +63,10 @@ class SnapshotCache:
         self._telemetry = telemetry
         self._options = options or SeriesOptions()
         self._clock = clock
+        # The longest a scrape waits for a refresh; the client's budget is checked only
+        # between reads, and a peer that trickles bytes would hold every scrape.
+        self._fetch_timeout = fetch_timeout
+        self._straggler: threading.Thread | None = None  # a refresh given up on
         self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
         self._refresh_lock = threading.Lock()  # the single flight
         self._last_good: Snapshot | None = None
@@ -97,10 +103,38 @@ class SnapshotCache:
     def _expired(self) -> bool:
         return "listing" not in self._fresh and self._clock() >= self._next_attempt
 
+    def _fetch_bounded(self) -> Listing:
+        """`fetch()`, given up on after `fetch_timeout` (it then ends in the background)."""
+        if self._fetch_timeout is None:
+            return self._fetch()
+        if self._straggler is not None and self._straggler.is_alive():
+            raise ApiError("the previous refresh is still running", code="timeout")
+        outcome: list[Listing | Exception] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self._fetch())
+            except Exception as err:
+                outcome.append(err)
+
+        worker = threading.Thread(target=run, name=f"refresh-{self.project_id}", daemon=True)
+        worker.start()
+        worker.join(self._fetch_timeout)
+        if worker.is_alive():
+            self._straggler = worker
+            raise ApiError(
+                f"refresh budget exceeded: still running after {self._fetch_timeout:g}s",
+                code="timeout",
+            )
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     def _refresh(self) -> None:
         started = self._clock()
         try:
-            listing = self._fetch()
+            listing = self._fetch_bounded()
         except ApiError as err:
             self._failed(started, err)
             return
@@ -140,7 +174,7 @@ class SnapshotCache:
             self._auth_failures += 1
             wait = min(AUTH_BACKOFF_BASE * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
         elif err is not None and err.retry_after is not None:
-            wait = max(err.retry_after, 1.0)
+            wait = min(max(err.retry_after, 1.0), RETRY_AFTER_CAP)
         self._next_attempt = now + wait
         if err is not None:
             stale = (

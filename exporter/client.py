@@ -175,11 +175,18 @@ class ModelArtsClient:
         if not size or pages[0].records < size:
             return pages
         known = min(pages[0].page_count(size), _MAX_PAGES)
+        number = 1
         if known > 1:
+            # In waves of `page_concurrency`, stopping at the first short page: the total
+            # is only the server's word, and a wrong one must not cost thousands of requests.
             workers = min(self.page_concurrency, known - 1)
             with ThreadPoolExecutor(workers, thread_name_prefix="list-page") as pool:
-                pages += pool.map(fetch, range(1, known))
-        number = max(known, 1)
+                while number < known:
+                    wave = list(pool.map(fetch, range(number, min(number + workers, known))))
+                    pages += wave
+                    number += len(wave)
+                    if any(page.records < size for page in wave):
+                        break
         while pages[-1].records >= size and number < _MAX_PAGES:
             pages.append(fetch(number))
             number += 1
@@ -200,7 +207,7 @@ class ModelArtsClient:
         try:
             return parse(body)
         except MalformedResponse as err:
-            raise ApiError(f"malformed list response: {err}", code="malformed") from None
+            raise ApiError(f"unreadable list response: {err}", code="malformed") from None
 
     def _get(self, url: str, params: dict[str, str], refresh: _Refresh) -> bytes:
         """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting,

@@ -93,5 +93,6 @@ def setup_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # urllib3 logs full URLs at debug; ours are signed but hold no secret. Keep it quiet.
-    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    # Its warnings (a header it cannot parse, with a traceback) repeat what the client logs.
+    logging.getLogger("urllib3").setLevel(max(logging.ERROR, root.level))
     return redact

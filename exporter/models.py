@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -23,12 +24,21 @@ from exporter.instance import Instance
 _MIN_SECONDS, _MAX_SECONDS = 946_684_800.0, 7_258_118_400.0
 
 
+def _float(value: Any) -> float:
+    """float(), with every failure a ValueError: pydantic turns only those (not TypeError
+    for a list, nor OverflowError for an integer beyond 1e308) into a validation error."""
+    try:
+        return float(value)
+    except (TypeError, OverflowError):
+        raise ValueError("expected a number") from None
+
+
 def _ms_to_seconds(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError("a timestamp cannot be a boolean")
-    seconds = float(value) / 1000.0
+    seconds = _float(value) / 1000.0
     if not (math.isfinite(seconds) and _MIN_SECONDS <= seconds <= _MAX_SECONDS):
         raise ValueError("timestamp out of range")
     return seconds
@@ -39,10 +49,18 @@ def _finite_number(value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError("expected a number")
-    number = float(value)
+    number = _float(value)
     if not math.isfinite(number):
         raise ValueError("number must be finite")
     return number
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """A lone surrogate (JSON allows `\\ud800`) cannot be written as UTF-8: replace it."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def _text(value: Any) -> str:
@@ -50,13 +68,13 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
+        return _clean(str(value))
     raise ValueError("expected a string")
 
 
 def _required_text(value: Any) -> str:
     if isinstance(value, str) and value:
-        return value
+        return _clean(value)
     raise ValueError("must be a non-empty string")
 
 
@@ -205,7 +223,10 @@ def count(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValueError("expected an integer")
-    number = int(value)
+    try:
+        number = int(value)
+    except (TypeError, OverflowError):  # a list, an object, Infinity
+        raise ValueError("expected an integer") from None
     if number < 0:
         raise ValueError("must not be negative")
     return number

@@ -153,6 +153,9 @@ class _Server(TLSServerMixin, ThreadingWSGIServer):
     # Non-daemon request threads, joined on close: an in-flight scrape finishes on SIGTERM.
     daemon_threads = False
     block_on_close = True
+    # socketserver's backlog of 5 drops connections under a burst of scrapes, and a
+    # dropped connection is retried after 1, 3, 7, 15, 31 s: the scrape takes that long.
+    request_queue_size = 128
 
 
 class _Server6(_Server):

@@ -46,6 +46,7 @@ class Target:
             max_staleness=settings.max_staleness,
             telemetry=self.client.telemetry,
             options=settings.series_options,
+            fetch_timeout=settings.refresh_budget + 2.0,
         )
 
     def secrets(self) -> list[str]:
