@@ -15,6 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 
+def env_for(endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment of an exporter pointed at a simulator's URL with the demo keys."""
+    from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK
+
+    return {
+        "MODELARTS_EXPORTER_ENDPOINT": endpoint,
+        "HUAWEICLOUD_SDK_PROJECT_ID": DEMO_PROJECT_ID,
+        "HUAWEICLOUD_SDK_AK": DEMO_AK,
+        "HUAWEICLOUD_SDK_SK": DEMO_SK,
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

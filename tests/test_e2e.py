@@ -10,24 +10,14 @@ import time
 
 import pytest
 from conftest import require_tool
-from exporter_process import exporter_process
+from exporter_process import env_for, exporter_process
 
 from exporter.metrics import METRICS
-from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fault, Fleet, Simulator
-
-
-def env_for(sim: Simulator, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_EXPORTER_ENDPOINT": sim.url,
-        "HUAWEICLOUD_SDK_PROJECT_ID": DEMO_PROJECT_ID,
-        "HUAWEICLOUD_SDK_AK": DEMO_AK,
-        "HUAWEICLOUD_SDK_SK": DEMO_SK,
-        **extra,
-    }
+from exporter.simulator import Fault, Fleet, Simulator
 
 
 def test_scrape_against_the_simulator(simulator, metric_values):
-    with exporter_process("--page-size", "25", env=env_for(simulator)) as exporter:
+    with exporter_process("--page-size", "25", env=env_for(simulator.url)) as exporter:
         status, headers, body = exporter.get()
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     m = metric_values(body.decode())
@@ -67,7 +57,7 @@ def test_demo_serves_every_metric_and_passes_promtool(metric_values):
 def test_twenty_concurrent_scrapes_on_a_cold_cache_list_once(metric_values):
     with (
         Simulator(Fleet(size=300, seed=3), latency=0.3) as sim,
-        exporter_process("--page-size", "0", env=env_for(sim), ready=False) as exporter,
+        exporter_process("--page-size", "0", env=env_for(sim.url), ready=False) as exporter,
     ):
         exporter_ready = time.monotonic() + 10
         while time.monotonic() < exporter_ready:  # wait for the port, not for data
@@ -91,7 +81,7 @@ def test_twenty_concurrent_scrapes_on_a_cold_cache_list_once(metric_values):
 def test_stale_data_is_served_while_the_api_fails(metric_values):
     with (
         Simulator(Fleet(size=20, seed=5)) as sim,
-        exporter_process("--cache-ttl", "1", env=env_for(sim)) as exporter,
+        exporter_process("--cache-ttl", "1", env=env_for(sim.url)) as exporter,
     ):
         sim.inject(Fault(status=500), times=None)
         time.sleep(1.2)
@@ -108,7 +98,9 @@ def test_stale_data_is_served_while_the_api_fails(metric_values):
 def test_bad_credentials_show_as_down_and_the_secret_stays_out_of_the_logs(metric_values):
     with Simulator(Fleet(size=5, seed=5)) as sim:
         env = env_for(
-            sim, HUAWEICLOUD_SDK_SK="wrong-secret-key-1234", MODELARTS_EXPORTER_LOG_LEVEL="debug"
+            sim.url,
+            HUAWEICLOUD_SDK_SK="wrong-secret-key-1234",
+            MODELARTS_EXPORTER_LOG_LEVEL="debug",
         )
         with exporter_process(env=env, ready=False) as exporter:
             time.sleep(1.0)

@@ -31,12 +31,12 @@ from typing import IO, Any
 import pytest
 from certs import issue, make_ca
 from conftest import MetricValues, parse_exposition
-from exporter_process import ExporterProcess, exporter_process
+from exporter_process import ExporterProcess, env_for, exporter_process
 
 from exporter.cache import SnapshotCache
 from exporter.client import Listing
 from exporter.errors import ApiError
-from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fault, Fleet, Simulator
+from exporter.simulator import Fault, Fleet, Simulator
 
 TTL = 1.0
 BUDGET = 3.0
@@ -58,16 +58,6 @@ EXPORTER_FLAGS = (
     str(PAGE_SIZE),
 )
 TABLE_FILE = Path("/tmp/modelarts-fault-table.txt")
-
-
-def env_for(endpoint: str, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_EXPORTER_ENDPOINT": endpoint,
-        "HUAWEICLOUD_SDK_PROJECT_ID": DEMO_PROJECT_ID,
-        "HUAWEICLOUD_SDK_AK": DEMO_AK,
-        "HUAWEICLOUD_SDK_SK": DEMO_SK,
-        **extra,
-    }
 
 
 # -- the fault table ----------------------------------------------------------------------
