@@ -629,7 +629,9 @@ def markdown(report: dict[str, Any]) -> str:
     meta, sizes = report["meta"], report["sizes"]
     out = [
         f"Measured {meta['date'][:10]} on {meta['machine']}, Python {meta['python']}, "
-        f"exporter {meta['exporter_version']} (commit {meta['commit'] or '?'}); "
+        f"exporter {meta['exporter_version']} (commit {meta.get('commit') or '?'}"
+        f"{', with local changes' if meta.get('exporter_modified') else ''}"
+        f"{', PYTHONPATH=' + meta['pythonpath'] if meta.get('pythonpath') else ''}); "
         f"the whole run took {meta['seconds']:.0f} s.",
         "",
         "**Hot scrape** (warm cache), median / p95 ms and CPU ms per scrape; *new second*:"
@@ -825,18 +827,23 @@ def _cpu() -> str:
     return f"{os.cpu_count()} CPUs {model}".strip()
 
 
-def _commit() -> str:
+def _git(*args: str) -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
         ).stdout.strip()
     except OSError:
         return ""
+
+
+def _code() -> dict[str, Any]:
+    """Which exporter code is measured: the commit, its `exporter/` tree, local changes."""
+    return {
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "exporter_tree": _git("rev-parse", "--short", "HEAD:exporter"),
+        "exporter_modified": bool(_git("status", "--short", "--", "exporter")),
+        "pythonpath": os.environ.get("PYTHONPATH", ""),  # a patched copy comes first
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -878,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     doc_path = args.doc or (DOC if official else None)
 
     started = time.perf_counter()
+    code = _code()  # before the run: the files may change while it goes on
     results = []
     for n in sizes:
         print(f"{n:,} instances", flush=True)
@@ -893,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "meta": {
             "exporter_version": __version__,
-            "commit": _commit(),
+            **code,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "python": platform.python_version(),
             "machine": _cpu(),

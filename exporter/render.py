@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.cache import TargetStatus
 from exporter.exposition import Format, format_value, header, label_names, series_prefix
@@ -30,19 +31,23 @@ _EXPORTER = tuple(m for m in METRICS if isinstance(m, ExporterMetric))
 _GZIP_LEVEL = 6
 
 
-def gzip_member(data: bytes, level: int = _GZIP_LEVEL) -> bytes:
+def gzip_member(data: bytes | Sequence[bytes], level: int = _GZIP_LEVEL) -> bytes:
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: with a gzip header
-    return compressor.compress(data) + compressor.flush()
+    chunks = [data] if isinstance(data, bytes) else data
+    return b"".join([*(compressor.compress(c) for c in chunks), compressor.flush()])
 
 
 @dataclass(frozen=True)
 class Body:
     fmt: Format
-    parts: tuple[bytes, bytes, bytes]  # static, countdowns, exporter (+ EOF)
+    parts: tuple[tuple[bytes, ...], bytes, bytes]  # static chunks, countdowns, exporter
     gzip_parts: tuple[bytes | None, bytes | None]  # the first two, compressed, when cached
 
     def __bytes__(self) -> bytes:
-        return b"".join(self.parts)
+        return b"".join(self.chunks())
+
+    def chunks(self) -> list[bytes]:
+        return [*self.parts[0], self.parts[1], self.parts[2]]
 
 
 class _Slot:
@@ -51,10 +56,11 @@ class _Slot:
 
     def __init__(self) -> None:
         self.key: object = None
-        self.value: bytes = b""
+        self.value: Any = b""
         self.gzipped: bytes | None = None
+        self.compressing = threading.Lock()
 
-    def get(self, key: object, make: Callable[[], bytes]) -> _Slot:
+    def get(self, key: object, make: Callable[[], Any]) -> _Slot:
         if self.key != key:
             self.key, self.value, self.gzipped = key, make(), None
         return self
@@ -99,30 +105,37 @@ class Renderer:
             gzip_member(body.parts[2], 1),
         ]
 
-    def _compress(self, slot: _Slot, part: bytes, level: int = _GZIP_LEVEL) -> bytes:
+    def _compress(self, slot: _Slot, part: Any, level: int = _GZIP_LEVEL) -> bytes:
         # The static part is compressed once per snapshot: worth the best ratio. The
         # countdowns are compressed every second: the fastest level, a third of the time.
-        compressed = gzip_member(part, level)
-        with self._lock:
-            if slot.value is part:  # still the current one: keep it for the next scrape
-                slot.gzipped = compressed
-        return compressed
+        # Once per part, however many scrapes ask at the same moment (a burst after a
+        # refresh would otherwise compress the whole static part once per scrape).
+        with slot.compressing:
+            with self._lock:
+                if slot.value is part and slot.gzipped is not None:
+                    return slot.gzipped
+            compressed = gzip_member(part, level)
+            with self._lock:
+                if slot.value is part:  # still the current one: keep it for the next scrape
+                    slot.gzipped = compressed
+            return compressed
 
 
-def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> bytes:
-    parts: list[str] = []
+def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> tuple[bytes, ...]:
+    """Chunks: each family's header and the snapshots' own bytes, never copied."""
+    parts: list[bytes] = []
     for metric in _STATIC:
-        parts.append(header(metric, fmt))
+        parts.append(header(metric, fmt).encode("utf-8"))
         parts.extend(snapshot.static_lines[metric.name] for snapshot in snapshots)
-    return "".join(parts).encode("utf-8")
+    return tuple(parts)
 
 
 def _countdown_section(snapshots: tuple[Snapshot, ...], fmt: Format, second: int) -> bytes:
-    parts: list[str] = []
+    parts: list[bytes] = []
     for countdown in _COUNTDOWNS:
-        parts.append(header(countdown, fmt))
+        parts.append(header(countdown, fmt).encode("utf-8"))
         parts.extend(snapshot.countdowns[countdown.name].lines(second) for snapshot in snapshots)
-    return "".join(parts).encode("utf-8")
+    return b"".join(parts)
 
 
 def _exporter_section(statuses: Sequence[TargetStatus], fmt: Format, now: float) -> bytes:

@@ -101,7 +101,7 @@ class MetricsApp:
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             members = renderer.gzip(body)
             return _send(start_response, "200 OK", body.fmt.content_type, members, gzip=True)
-        return _send(start_response, "200 OK", body.fmt.content_type, list(body.parts))
+        return _send(start_response, "200 OK", body.fmt.content_type, body.chunks())
 
 
 def _send(

@@ -18,7 +18,6 @@ from exporter.metrics import (
     Labels,
     Metric,
     SeriesOptions,
-    countdown,
 )
 
 
@@ -28,10 +27,16 @@ class Countdown:
 
     prefixes: tuple[str, ...]
     anchors: tuple[Anchor, ...]
+    template: bytes = field(init=False, repr=False)  # every line, its value a %d
 
-    def lines(self, second: int) -> str:
-        values = [countdown(a, b, second) for a, b in self.anchors]
-        return "".join([f"{p}{v}\n" for p, v in zip(self.prefixes, values, strict=True)])
+    def __post_init__(self) -> None:
+        lines = "".join(p.replace("%", "%%") + "%d\n" for p in self.prefixes)
+        object.__setattr__(self, "template", lines.encode("utf-8"))
+
+    def lines(self, second: int) -> bytes:
+        # metrics.countdown() inlined, then one C-level formatting of every line at once.
+        values = [int(a + b * second) for a, b in self.anchors]
+        return self.template % tuple([v if v > 0 else 0 for v in values])
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,11 +45,11 @@ class Snapshot:
     instances: tuple[Instance, ...]
     fetched_at: float  # Unix seconds, when the first page was requested
     options: SeriesOptions = field(default_factory=SeriesOptions)
-    static_lines: dict[str, str] = field(init=False, repr=False)  # metric name → sample lines
+    static_lines: dict[str, bytes] = field(init=False, repr=False)  # metric name → sample lines
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        static: dict[str, str] = {}
+        static: dict[str, bytes] = {}
         countdowns: dict[str, Countdown] = {}
         for metric in METRICS:
             if isinstance(metric, CountdownMetric):
@@ -71,12 +76,12 @@ class Snapshot:
         project = self.project_id
         return ("project_id", *names), (((project, *labels), v) for labels, v in samples)
 
-    def _static(self, metric: Metric) -> str:
+    def _static(self, metric: Metric) -> bytes:
         names, samples = self.series(metric)
         return "".join(
             f"{series_prefix(metric.name, names, labels)}{format_value(v)}\n"
             for labels, v in samples
-        )
+        ).encode("utf-8")
 
     def _countdown(self, metric: CountdownMetric) -> Countdown:
         if not self.options.exports(metric):
