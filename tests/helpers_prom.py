@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,48 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # duration. RATE_INTERVAL is deliberately odd so the AST shows where it was used.
 RATE_INTERVAL = "1h2m3s"
 BUILTIN_INTERVALS = {"__rate_interval": RATE_INTERVAL, "__interval": "1m", "__range": "1h"}
+
+# -- the real Prometheus server ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrometheusServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def prometheus_server(config: dict[str, Any], directory: Path) -> Iterator[PrometheusServer]:
+    """Debian's Prometheus on a free loopback port with `config`, stopped on the way out."""
+    from exporter_process import free_port
+
+    binary = require_tool("prometheus")
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = directory / "prometheus.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield PrometheusServer(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
 
 # -- rules ------------------------------------------------------------------------------
 

@@ -1543,11 +1543,11 @@ def test_prometheus_scrapes_the_rendered_probe_endpoints(tmp_path: Path) -> None
     import urllib.parse
     import urllib.request
 
-    from exporter_process import exporter_process, free_port
+    from exporter_process import exporter_process
+    from helpers_prom import prometheus_server
 
     from exporter.simulator import DEMO_AK, DEMO_SK, Fleet, Simulator
 
-    binary = require_tool("prometheus")
     projects = {"alpha": "a" * 32, "beta": "b" * 32}
     sizes = {"alpha": 4, "beta": 7}
     with (
@@ -1575,40 +1575,23 @@ def test_prometheus_scrapes_the_rendered_probe_endpoints(tmp_path: Path) -> None
                     for i, e in enumerate(endpoints)
                 ]
             }
-            (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-            port = free_port()
-            log = tmp_path / "prometheus.log"
-            with log.open("wb") as log_file:
-                process = subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={tmp_path / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={tmp_path / 'data'}",
-                        f"--web.listen-address=127.0.0.1:{port}",
-                        "--log.level=warn",
-                    ],
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                )
+            with prometheus_server(config, tmp_path) as server:
 
-            def query(expr: str) -> dict[tuple[str, ...], float]:
-                """(target, project_id, instance) of each series -> its value."""
-                url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-                    {"query": expr}
-                )
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    result = json.load(response)["data"]["result"]
-                keys = ("target", "project_id", "instance")
-                return {
-                    tuple(r["metric"].get(k, "") for k in keys): float(r["value"][1])
-                    for r in result
-                }
+                def query(expr: str) -> dict[tuple[str, ...], float]:
+                    """(target, project_id, instance) of each series -> its value."""
+                    url = f"{server.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        result = json.load(response)["data"]["result"]
+                    keys = ("target", "project_id", "instance")
+                    return {
+                        tuple(r["metric"].get(k, "") for k in keys): float(r["value"][1])
+                        for r in result
+                    }
 
-            try:
                 deadline = time.monotonic() + 60
                 notebooks: dict[tuple[str, ...], float] = {}
                 while len(notebooks) < 2 and time.monotonic() < deadline:
-                    assert process.poll() is None, log.read_text()
+                    assert server.process.poll() is None, server.log.read_text()
                     time.sleep(0.5)
                     with contextlib.suppress(OSError):  # not listening yet
                         notebooks = query(
@@ -1616,12 +1599,8 @@ def test_prometheus_scrapes_the_rendered_probe_endpoints(tmp_path: Path) -> None
                         )
                 up = query('up{job="modelarts-exporter"}')
                 refreshed = query('modelarts_up{job="modelarts-exporter"}')
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
-    assert notebooks == {(name, projects[name], ""): sizes[name] for name in projects}, (
-        log.read_text()
-    )
+                log = server.log.read_text()
+    assert notebooks == {(name, projects[name], ""): sizes[name] for name in projects}, log
     assert up == {(name, "", address): 1.0 for name in projects}, "one job, one up per target"
     assert refreshed == {(name, projects[name], address): 1.0 for name in projects}
 

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from exporter_process import exporter_process, free_port
+from exporter_process import exporter_process
 from helpers_prom import (
     DASHBOARD_FILES,
     RULE_FILES,
@@ -29,8 +28,8 @@ from helpers_prom import (
     js_regex,
     load_dashboard,
     panel_queries,
+    prometheus_server,
     recording_rule_names,
-    require_tool,
     rules,
     runnable,
     variable_promql,
@@ -79,7 +78,6 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    binary = require_tool("prometheus")
     tmp = tmp_path_factory.mktemp("prometheus")
     with exporter_process("--demo") as exporter:
         config = {
@@ -96,24 +94,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
                 }
             ],
         }
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = free_port()
-        log = tmp / "prometheus.log"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={tmp / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        prom = Prometheus(f"http://127.0.0.1:{port}", log)
-        try:
-            prom.wait_for("Prometheus to be ready", lambda: _ready(prom, process))
+        with prometheus_server(config, tmp) as server:
+            prom = Prometheus(server.url, server.log)
+            prom.wait_for("Prometheus to be ready", lambda: _ready(prom, server.process))
             # Enough samples for every rate() and for every rule to have been evaluated.
             prom.wait_for(
                 "5 scrapes of the exporter",
@@ -121,13 +104,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             )
             prom.wait_for("every rule to be evaluated", lambda: _all_rules_evaluated(prom))
             yield prom
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _ready(prom: Prometheus, process: subprocess.Popen[bytes]) -> bool:
