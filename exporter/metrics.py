@@ -408,5 +408,3 @@ METRICS: tuple[Metric, ...] = (
         value=lambda s, _: (((__version__,), 1.0),),
     ),
 )
-
-BY_NAME = {metric.name: metric for metric in METRICS}

@@ -53,7 +53,7 @@ class PrometheusServer:
 @contextmanager
 def prometheus_server(config: dict[str, Any], directory: Path) -> Iterator[PrometheusServer]:
     """Debian's Prometheus on a free loopback port with `config`, stopped on the way out."""
-    from exporter_process import free_port
+    from exporter_process import free_port, stop
 
     binary = require_tool("prometheus")
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -74,12 +74,7 @@ def prometheus_server(config: dict[str, Any], directory: Path) -> Iterator[Prome
     try:
         yield PrometheusServer(f"http://127.0.0.1:{port}", process, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 # -- rules ------------------------------------------------------------------------------
