@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.registry import Collector
 from pydantic import SecretStr
 
-from exporter.auth.signer import AkSkAuth
+from exporter.modelarts.auth.signer import AkSkAuth
 
 REGISTRY = CollectorRegistry()
 PAGE_SIZE = 200

@@ -13,19 +13,19 @@ from contextlib import ExitStack
 from pydantic import SecretStr
 
 from exporter import __version__
-from exporter.config import ConfigError, load_config
-from exporter.logs import setup_logging
-from exporter.server import HttpServer, MetricsApp
-from exporter.settings import (
+from exporter.config.settings import (
     Settings,
     SettingsError,
     build_parser,
     load_settings,
     parse_listen_address,
 )
+from exporter.config.targets_file import ConfigError, load_config
+from exporter.http.server import HttpServer, MetricsApp
+from exporter.http.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
+from exporter.logs import setup_logging
+from exporter.pipeline.targets import TargetSet
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
-from exporter.target import TargetSet
-from exporter.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
 
 log = logging.getLogger("exporter")
 

@@ -9,41 +9,26 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter.exposition import label_names
-from exporter.metrics import (
-    KNOWN_STATUSES,
-    METRICS,
-    CountdownMetric,
-    ExporterMetric,
-    FleetMetric,
-    InstanceMetric,
-)
-from exporter.settings import SECRET_FIELDS, Settings, setting_names
-
-_WHEN = {
-    InstanceMetric: "per notebook, once per refresh",
-    FleetMetric: "per project, once per refresh",
-    CountdownMetric: "per notebook, at scrape time",
-    ExporterMetric: "exporter state, at scrape time",
-}
+from exporter.config.settings import SECRET_FIELDS, Settings, setting_names
+from exporter.exposition.metrics import METRICS
+from exporter.modelarts.statuses import KNOWN_STATUSES
 
 
 def metrics_markdown() -> str:
     lines = [
         "# Metrics",
         "",
-        "Generated from `exporter/metrics.py` by `python -m exporter.docs`; a test fails",
-        "when this file is out of date. Times are Unix seconds. Every series but",
+        "Generated from `exporter/exposition/metrics.py` by `python -m exporter.docs`; a test",
+        "fails when this file is out of date. Times are Unix seconds. Every series but",
         "`modelarts_exporter_build_info` carries `project_id`.",
         "",
         "| metric | type | labels | computed | help |",
         "| --- | --- | --- | --- | --- |",
     ]
     for metric in METRICS:
-        labels = ", ".join(f"`{name}`" for name in label_names(metric)) or "—"
+        labels = ", ".join(f"`{name}`" for name in metric.label_names) or "—"
         lines.append(
-            f"| `{metric.name}` | {metric.type} | {labels} | {_WHEN[type(metric)]} "
-            f"| {metric.help} |"
+            f"| `{metric.name}` | {metric.type} | {labels} | {metric.computed} | {metric.help} |"
         )
     lines += [
         "",

@@ -63,7 +63,7 @@ class _FieldsFormatter(logging.Formatter):
 
 
 class LogfmtFormatter(_FieldsFormatter):
-    """`ts=… level=info logger=exporter.cache msg="…"`: what Go exporters print too."""
+    """`ts=… level=info logger=exporter.pipeline.cache msg="…"`: what Go exporters print too."""
 
     def format(self, record: logging.LogRecord) -> str:
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in self.fields(record).items())

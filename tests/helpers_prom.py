@@ -20,7 +20,7 @@ import promql_parser
 import yaml
 from conftest import require_tool as require_tool  # the one way tests find promtool
 
-from exporter.metrics import METRICS
+from exporter.exposition.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "prometheus"

@@ -13,16 +13,16 @@ import responses
 from exporter_process import exporter_process
 from pydantic import SecretStr
 
-from exporter.auth import build_provider
-from exporter.auth.aksk import AkSkProvider
-from exporter.auth.ecs import EcsAgencyProvider
-from exporter.auth.iam import IamPasswordProvider
-from exporter.auth.provider import CredentialProvider
-from exporter.auth.token import StaticTokenProvider
-from exporter.cache import SnapshotCache
-from exporter.client import ModelArtsClient
-from exporter.errors import ApiError
-from exporter.settings import SettingsError, build_parser, load_settings
+from exporter.config.settings import SettingsError, build_parser, load_settings
+from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.auth.ecs import EcsAgencyProvider
+from exporter.modelarts.auth.iam import IamPasswordProvider
+from exporter.modelarts.auth.provider import CredentialProvider
+from exporter.modelarts.auth.token import StaticTokenProvider
+from exporter.modelarts.client import ModelArtsClient
+from exporter.modelarts.errors import ApiError
+from exporter.pipeline.cache import SnapshotCache
+from exporter.pipeline.credentials import build_provider
 from exporter.simulator import DEMO_PROJECT_ID, Fleet, Simulator
 from exporter.simulator.api import DEMO_IAM_LOGIN, DEMO_IAM_USER
 

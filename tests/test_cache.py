@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from exporter.cache import AUTH_BACKOFF_BASE, SnapshotCache
-from exporter.client import Listing
-from exporter.errors import ApiError
-from exporter.instance import Instance
+from exporter.modelarts.client import Listing
+from exporter.modelarts.errors import ApiError
+from exporter.modelarts.instance import Instance
+from exporter.pipeline.cache import AUTH_BACKOFF_BASE, SnapshotCache
 
 
 class Clock:

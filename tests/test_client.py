@@ -9,9 +9,9 @@ import pytest
 import responses
 from pydantic import SecretStr
 
-from exporter.auth.aksk import AkSkProvider
-from exporter.client import ListQuery, ModelArtsClient
-from exporter.errors import ApiError
+from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.client import ListQuery, ModelArtsClient
+from exporter.modelarts.errors import ApiError
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
 PROJECT = "p1"

@@ -11,14 +11,16 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
-from exporter.cache import TargetStatus
-from exporter.client import Telemetry
-from exporter.collector import ModelArtsCollector
-from exporter.exposition import OPENMETRICS, TEXT
-from exporter.metrics import KNOWN_STATUSES, METRICS, SeriesOptions
-from exporter.models import parse_page
-from exporter.render import Renderer
-from exporter.snapshot import Snapshot
+from exporter.config.series import SeriesOptions
+from exporter.exposition.collector import ModelArtsCollector
+from exporter.exposition.formats import OPENMETRICS, TEXT
+from exporter.exposition.metrics import METRICS
+from exporter.exposition.render import Renderer
+from exporter.exposition.snapshot import Snapshot
+from exporter.exposition.status import TargetStatus
+from exporter.modelarts.client import Telemetry
+from exporter.modelarts.demanager import parse_page
+from exporter.modelarts.statuses import KNOWN_STATUSES
 
 PROJECT = "77b6a44cba5143ab91d13ab9a8ff44fd"
 RUNNING = "DE-7d558ef8-c73d-11ea-964c-0255ac100033"
@@ -282,9 +284,9 @@ def test_countdowns_are_rendered_once_per_second():
     status = status_of(fixture_bytes("list-instances.json"), fetched_at=1594891000.0)
     clock = [1594891000.2]
     renderer = Renderer(lambda: [status], clock=lambda: clock[0])
-    first = renderer.render(TEXT).parts[1]
+    first = renderer.render(TEXT).countdowns
     clock[0] = 1594891000.9
-    assert renderer.render(TEXT).parts[1] is first
+    assert renderer.render(TEXT).countdowns is first
     clock[0] = 1594891001.0
-    later = renderer.render(TEXT).parts[1]
+    later = renderer.render(TEXT).countdowns
     assert later != first and b" 408\n" in first and b" 407\n" in later

@@ -22,7 +22,7 @@ from helpers_prom import (
     run,
 )
 
-from exporter.settings import DEFAULT_PORT
+from exporter.config.settings import DEFAULT_PORT
 
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 

@@ -29,7 +29,7 @@ from helpers_prom import (
     variables,
 )
 
-from exporter.metrics import KNOWN_STATUSES
+from exporter.modelarts.statuses import KNOWN_STATUSES
 
 EXPECTED = {
     "modelarts-overview.json": "modelarts-overview",

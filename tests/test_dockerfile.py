@@ -162,7 +162,7 @@ def test_port_entrypoint_and_labels() -> None:
 
 
 def test_exposed_port_is_the_exporter_default() -> None:
-    from exporter.settings import DEFAULT_PORT
+    from exporter.config.settings import DEFAULT_PORT
 
     assert args_of(final_stage(), "EXPOSE") == [str(DEFAULT_PORT)]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from exporter.config.settings import Settings, setting_names
 from exporter.docs import metrics_markdown, with_settings_table
-from exporter.metrics import METRICS
-from exporter.settings import Settings, setting_names
+from exporter.exposition.metrics import METRICS
 
 ROOT = Path(__file__).parent.parent
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import require_tool
 from exporter_process import env_for, exporter_process
 
-from exporter.metrics import METRICS
+from exporter.exposition.metrics import METRICS
 from exporter.simulator import Fault, Fleet, Simulator
 
 

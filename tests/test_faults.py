@@ -33,9 +33,9 @@ from certs import issue, make_ca
 from conftest import MetricValues, parse_exposition
 from exporter_process import ExporterProcess, env_for, exporter_process
 
-from exporter.cache import SnapshotCache
-from exporter.client import Listing
-from exporter.errors import ApiError
+from exporter.modelarts.client import Listing
+from exporter.modelarts.errors import ApiError
+from exporter.pipeline.cache import SnapshotCache
 from exporter.simulator import Fault, Fleet, Simulator
 
 TTL = 1.0

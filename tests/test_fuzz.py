@@ -25,14 +25,15 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.cache import TargetStatus
-from exporter.exposition import OPENMETRICS, TEXT
-from exporter.instance import Instance
-from exporter.metrics import KNOWN_STATUSES
-from exporter.models import MalformedResponse, Page, parse_page
-from exporter.models_v2 import parse_notebooks_page
-from exporter.render import Renderer
-from exporter.snapshot import Snapshot
+from exporter.exposition.formats import OPENMETRICS, TEXT
+from exporter.exposition.render import Renderer
+from exporter.exposition.snapshot import Snapshot
+from exporter.exposition.status import TargetStatus
+from exporter.modelarts.demanager import parse_page
+from exporter.modelarts.instance import Instance
+from exporter.modelarts.notebooks import parse_notebooks_page
+from exporter.modelarts.records import MalformedResponse, Page
+from exporter.modelarts.statuses import KNOWN_STATUSES
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 MIN_MS, MAX_MS = 946_684_800_000, 7_258_118_400_000  # models.py's accepted range, in ms

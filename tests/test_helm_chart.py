@@ -571,7 +571,7 @@ def test_unset_config_values_leave_the_exporter_defaults() -> None:
 
 def test_chart_sets_only_variables_the_exporter_reads() -> None:
     """Every variable the chart sets is one the exporter's Settings declare."""
-    from exporter import settings
+    from exporter.config import settings
 
     env_names = {}
     for name, field in settings.Settings.model_fields.items():
@@ -828,7 +828,7 @@ def test_exporter_accepts_the_rendered_environment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from exporter.settings import load_settings
+    from exporter.config.settings import load_settings
 
     base = {"config": {"region": "cn-north-4", "projectId": "p1", "cacheTTL": 45}}
     environment = container_environment(merged(base, values), secret, tmp_path)
@@ -949,8 +949,8 @@ def loaded_targets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     """The targets the exporter makes of the rendered pod: its settings by target name."""
-    from exporter.config import load_config
-    from exporter.settings import load_settings
+    from exporter.config.settings import load_settings
+    from exporter.config.targets_file import load_config
 
     exporter_environment(monkeypatch, pod_filesystem(render(values), secrets, tmp_path))
     settings = load_settings({})
@@ -1038,7 +1038,7 @@ def test_a_reference_the_pod_cannot_resolve_is_reported_by_the_exporter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The chart cannot see inside an envFrom Secret; the exporter names what is missing."""
-    from exporter.config import ConfigError
+    from exporter.config.targets_file import ConfigError
 
     secrets = TARGET_SECRETS | {"inference-keys": {"AK": "a", "SK": "s"}}
     with pytest.raises(ConfigError) as caught:
@@ -1065,7 +1065,7 @@ def test_schema_of_a_target_is_the_exporters_targets_file() -> None:
     """The same keys as exporter/config.py's models, so a typo fails at install time."""
     from typing import get_args
 
-    from exporter.config import NAME_PATTERN, AuthConfig, SecretRef, TargetConfig
+    from exporter.config.targets_file import NAME_PATTERN, AuthConfig, SecretRef, TargetConfig
 
     schema = json.loads((CHART / "values.schema.json").read_text())
     target = schema["definitions"]["target"]
@@ -1263,7 +1263,7 @@ def test_exporter_reads_the_mounted_web_config(tmp_path: Path) -> None:
     import bcrypt
     from certs import issue, make_ca
 
-    from exporter.webconfig import load_web_config, ssl_context
+    from exporter.http.webconfig import load_web_config, ssl_context
 
     pki = tmp_path / "pki"
     pki.mkdir()
@@ -1452,7 +1452,7 @@ def _seconds(duration: str) -> float:
 
 def test_default_scrape_timeout_fits_the_interval_and_the_refresh_budget() -> None:
     monitor = chart_values()["serviceMonitor"]
-    from exporter.settings import Settings
+    from exporter.config.settings import Settings
 
     budget = Settings.model_fields["refresh_budget"].default
     assert budget < _seconds(monitor["scrapeTimeout"]) <= _seconds(monitor["interval"])

@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import fixture_bytes
 
-from exporter.models import InstanceRecord, MalformedResponse, parse_page
+from exporter.modelarts.demanager import InstanceRecord, parse_page
+from exporter.modelarts.records import MalformedResponse
 
 
 def test_the_vendor_list_example_parses():

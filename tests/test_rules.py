@@ -23,7 +23,7 @@ from helpers_prom import (
     run,
 )
 
-from exporter.metrics import METRICS
+from exporter.exposition.metrics import METRICS
 
 REQUIRED_ALERTS = {
     "NotebookStuckInTransition": "warning",

@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from exporter.settings import SettingsError, build_parser, load_settings
+from exporter.config.settings import SettingsError, build_parser, load_settings
 
 ENV = {
     "HUAWEICLOUD_SDK_REGION": "cn-north-4",

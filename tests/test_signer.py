@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from exporter.auth.signer import AkSkAuth, canonical_query, canonical_uri, sign
+from exporter.modelarts.auth.signer import AkSkAuth, canonical_query, canonical_uri, sign
 from exporter.simulator import Fleet, Simulator
 from exporter.simulator.api import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK
 

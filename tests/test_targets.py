@@ -16,12 +16,12 @@ from conftest import fixture_bytes
 from exporter_process import exporter_process
 from pydantic import SecretStr
 
-from exporter.auth.aksk import AkSkProvider
-from exporter.client import ModelArtsClient
-from exporter.config import ConfigError, load_config
-from exporter.metrics import KNOWN_STATUSES
-from exporter.models_v2 import V2_ONLY_STATUSES, parse_notebooks_page
-from exporter.settings import Settings
+from exporter.config.settings import Settings
+from exporter.config.targets_file import ConfigError, load_config
+from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.client import ModelArtsClient
+from exporter.modelarts.notebooks import parse_notebooks_page
+from exporter.modelarts.statuses import KNOWN_STATUSES, NOTEBOOKS_ONLY_STATUSES
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Fleet, Simulator
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
@@ -62,7 +62,7 @@ def test_lease_of_a_running_notebook_gives_its_stop_time_and_fail_reason_its_err
 
 
 def test_known_statuses_cover_both_apis():
-    assert set(V2_ONLY_STATUSES) <= set(KNOWN_STATUSES)
+    assert set(NOTEBOOKS_ONLY_STATUSES) <= set(KNOWN_STATUSES)
     assert {"CREATE_QUEUING", "RESIZE_FAILED", "FROZEN", "SNAPSHOTTING"} <= set(KNOWN_STATUSES)
 
 

@@ -20,8 +20,8 @@ import pytest
 from certs import Pair, issue, make_ca
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from exporter import webconfig
-from exporter.webconfig import (
+from exporter.http import webconfig
+from exporter.http.webconfig import (
     BasicAuth,
     TLSServerMixin,
     WebConfig,

@@ -26,7 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from exporter.auth.signer import DATE_FORMAT, canonical_query, canonical_request, signature
+from exporter.modelarts.auth.signer import (
+    DATE_FORMAT,
+    canonical_query,
+    canonical_request,
+    signature,
+)
 from exporter.simulator.fleet import Fleet
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.metrics import DEMANAGER_STATUSES
-from exporter.models_v2 import V2_ONLY_STATUSES
+from exporter.modelarts.statuses import DEMANAGER_STATUSES, NOTEBOOKS_ONLY_STATUSES
 
 
 @dataclass(frozen=True)
@@ -253,7 +252,7 @@ class Fleet:
             exhibit = index < len(DEMANAGER_STATUSES)
             status = DEMANAGER_STATUSES[index] if exhibit else self._initial_status()
             self.notebooks.append(self._new(status, self._now, exhibit=exhibit))
-        for status in (*V2_ONLY_STATUSES, "RUNNING", "STOPPED"):
+        for status in (*NOTEBOOKS_ONLY_STATUSES, "RUNNING", "STOPPED"):
             self.newer_only.append(self._new(status, self._now, exhibit=True))
 
     # -- life ---------------------------------------------------------------------------

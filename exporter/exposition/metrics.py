@@ -1,169 +1,35 @@
 """Every metric the exporter serves, declared once: name, type, help, labels, how to compute.
 
-This table drives the collector, the pre-rendered exposition, `docs/metrics.md` and the
+This table drives the snapshot, the renderer, the collector, `docs/metrics.md` and the
 tests. Every series but `modelarts_exporter_build_info` also carries `project_id`, put
-first by the renderers; the `labels` below are the ones after it.
-
-Four kinds of metric, by what their value depends on:
-- `InstanceMetric`: one notebook of a snapshot; rendered once per snapshot.
-- `FleetMetric`: all notebooks of a snapshot (counts, flavors, pools); once per snapshot.
-- `CountdownMetric`: one notebook and the clock; the snapshot keeps an anchor `(a, b)` and
-  each scrape serves `a + b·now` in whole seconds, never negative, so a cached list never
-  serves a stale countdown.
-- `ExporterMetric`: the exporter's own state (up, age, counters); computed per scrape.
+first by the renderers; the `labels` below are the ones after it. The kinds, and when
+each is computed, are in `kinds.py`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 from exporter import __version__
-from exporter.instance import Instance
-from exporter.models_v2 import V2_ONLY_STATUSES
-
-if TYPE_CHECKING:
-    from exporter.cache import TargetStatus
-    from exporter.snapshot import Snapshot
-
-# The statuses of the historical API, in lifecycle order, then the newer API's own;
-# `sum by (status)` always returns each of KNOWN_STATUSES.
-DEMANAGER_STATUSES = (
-    "CREATE_QUEUING",
-    "CREATING",
-    "CREATE_FAILED",
-    "START_QUEUING",
-    "READY_TO_START",
-    "STARTING",
-    "RESTARTING",
-    "START_FAILED",
-    "RUNNING",
-    "STOPPING",
-    "STOPPED",
-    "UNAVAILABLE",
-    "DELETED",
-    "RESIZING",
-    "RESIZE_FAILED",
+from exporter.config.series import INFO_LABELS
+from exporter.exposition.kinds import (
+    Anchor,
+    CountdownMetric,
+    ExporterMetric,
+    FleetMetric,
+    InstanceMetric,
+    Metric,
+    Sample,
+    SnapshotMetric,
+    TargetState,
+    computed_when,
 )
-KNOWN_STATUSES = DEMANAGER_STATUSES + V2_ONLY_STATUSES
-QUEUING_STATUSES = frozenset({"CREATE_QUEUING", "START_QUEUING"})
+from exporter.modelarts.instance import Instance
+from exporter.modelarts.statuses import KNOWN_STATUSES, QUEUING_STATUSES
+
 PUBLIC_POOL = ("", "public", "PUBLIC")  # pool_id, pool_name, pool_type of the shared pool
-
-Labels = tuple[str, ...]
-Sample = tuple[Labels, float]
-Anchor = tuple[float, float]  # value at time t is countdown(a, b, t)
-
-
-def countdown(a: float, b: float, now: float) -> int:
-    """`a + b·now` in whole seconds, never negative. Whole seconds: the value is the same
-    for every scrape within a second, so one rendering serves them all."""
-    value = int(a + b * math.floor(now))
-    return value if value > 0 else 0
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    help: str
-    labels: Labels
-    type: Literal["gauge", "counter"] = "gauge"
-    per_project: bool = True  # carries project_id (all but build_info)
-    static = False  # same value for as long as the snapshot lives (see snapshot_samples)
-
-    @property
-    def family(self) -> str:
-        """OpenMetrics family name: counters drop their `_total` suffix."""
-        return self.name.removesuffix("_total") if self.type == "counter" else self.name
-
-    def samples(self, status: TargetStatus, now: float) -> Iterable[Sample]:
-        raise NotImplementedError
-
-    def snapshot_samples(self, snapshot: Snapshot) -> Iterable[Sample]:
-        raise NotImplementedError(f"{self.name} depends on the clock or the exporter")
-
-
-@dataclass(frozen=True)
-class InstanceMetric(Metric):
-    """Per notebook; `value` returns the labels after `id` and the value, or nothing."""
-
-    value: Callable[[Instance, float], Iterable[Sample]] = lambda i, t: ()
-    static = True
-
-    def snapshot_samples(self, snapshot: Snapshot) -> Iterable[Sample]:
-        for instance in snapshot.instances:
-            for labels, value in self.value(instance, snapshot.fetched_at):
-                yield (instance.id, *labels), value
-
-    def samples(self, status: TargetStatus, now: float) -> Iterable[Sample]:
-        return () if status.snapshot is None else self.snapshot_samples(status.snapshot)
-
-
-@dataclass(frozen=True)
-class CountdownMetric(Metric):
-    """Per notebook, moving with the clock; `anchor` is fixed for the snapshot's life."""
-
-    anchor: Callable[[Instance, float], Anchor | None] = lambda i, t: None
-
-    def anchors(self, instances: Sequence[Instance], fetched_at: float) -> list[tuple[str, Anchor]]:
-        found = ((i.id, self.anchor(i, fetched_at)) for i in instances)
-        return [(id_, anchor) for id_, anchor in found if anchor is not None]
-
-    def samples(self, status: TargetStatus, now: float) -> Iterable[Sample]:
-        snapshot = status.snapshot
-        if snapshot is None:
-            return
-        for id_, (a, b) in self.anchors(snapshot.instances, snapshot.fetched_at):
-            yield (id_,), float(countdown(a, b, now))
-
-
-@dataclass(frozen=True)
-class FleetMetric(Metric):
-    """Aggregated over all notebooks of the snapshot."""
-
-    value: Callable[[Sequence[Instance]], Iterable[Sample]] = lambda instances: ()
-    static = True
-
-    def snapshot_samples(self, snapshot: Snapshot) -> Iterable[Sample]:
-        return self.value(snapshot.instances)
-
-    def samples(self, status: TargetStatus, now: float) -> Iterable[Sample]:
-        return () if status.snapshot is None else self.snapshot_samples(status.snapshot)
-
-
-@dataclass(frozen=True)
-class ExporterMetric(Metric):
-    """The exporter's own state, per project (or once, for build_info)."""
-
-    value: Callable[[TargetStatus, float], Iterable[Sample]] = lambda s, t: ()
-
-    def samples(self, status: TargetStatus, now: float) -> Iterable[Sample]:
-        return self.value(status, now)
-
-
-@dataclass(frozen=True)
-class SeriesOptions:
-    """Cardinality controls for very large fleets (see docs/performance.md)."""
-
-    per_instance: bool = True  # False: only the per-project aggregates and exporter state
-    info_labels: frozenset[str] | None = None  # labels of instance_info kept besides id
-
-    def exports(self, metric: Metric) -> bool:
-        return self.per_instance or not isinstance(metric, (InstanceMetric, CountdownMetric))
-
-    def kept_labels(self, metric: Metric) -> tuple[int, ...] | None:
-        """Positions of the labels kept, or None for all of them."""
-        if self.info_labels is None or metric.name != INFO_METRIC:
-            return None
-        return tuple(
-            i for i, name in enumerate(metric.labels) if name == "id" or name in self.info_labels
-        )
-
-
 INFO_METRIC = "modelarts_notebook_instance_info"
-INFO_LABELS = ("name", "flavor", "flavor_type", "pool_id", "workspace_id", "user_name", "image")
 
 
 # -- how each value is computed ------------------------------------------------------
@@ -238,8 +104,8 @@ def _pools(instances: Sequence[Instance]) -> Iterable[Sample]:
     return sorted((pool, 1.0) for pool in pools)
 
 
-def _age(s: TargetStatus, now: float) -> Iterable[Sample]:
-    return _one(None if s.snapshot is None else max(0.0, now - s.snapshot.fetched_at))
+def _age(s: TargetState, now: float) -> Iterable[Sample]:
+    return _one(None if s.fetched_at is None else max(0.0, now - s.fetched_at))
 
 
 def _by_code(counts: dict[str, int], *labels: str) -> Iterable[Sample]:
@@ -408,3 +274,8 @@ METRICS: tuple[Metric, ...] = (
         value=lambda s, _: (((__version__,), 1.0),),
     ),
 )
+
+
+PER_SNAPSHOT = computed_when(METRICS, "snapshot", SnapshotMetric)
+PER_SECOND = computed_when(METRICS, "second", CountdownMetric)
+PER_SCRAPE = computed_when(METRICS, "scrape", ExporterMetric)

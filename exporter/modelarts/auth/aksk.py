@@ -5,8 +5,8 @@ from __future__ import annotations
 import requests
 from pydantic import SecretStr
 
-from exporter.auth.provider import CredentialProvider
-from exporter.auth.signer import AkSkAuth
+from exporter.modelarts.auth.provider import CredentialProvider
+from exporter.modelarts.auth.signer import AkSkAuth
 
 
 class AkSkProvider(CredentialProvider):

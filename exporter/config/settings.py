@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.metrics import INFO_LABELS, SeriesOptions
+from exporter.config.series import INFO_LABELS, SeriesOptions
 
 DEFAULT_PORT = 10200
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"

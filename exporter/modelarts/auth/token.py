@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from pydantic import SecretStr
 
-from exporter.auth.provider import CredentialProvider
+from exporter.modelarts.auth.provider import CredentialProvider
 
 
 class StaticTokenProvider(CredentialProvider):

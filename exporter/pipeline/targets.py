@@ -12,10 +12,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from exporter.auth import build_provider
-from exporter.cache import SnapshotCache, TargetStatus
-from exporter.client import ListQuery, ModelArtsClient
-from exporter.settings import Settings
+from exporter.config.settings import Settings
+from exporter.exposition.status import TargetStatus
+from exporter.modelarts.client import ListQuery, ModelArtsClient
+from exporter.pipeline.cache import SnapshotCache
+from exporter.pipeline.credentials import build_provider
 
 log = logging.getLogger(__name__)
 

@@ -14,33 +14,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
-from exporter.client import Listing, Telemetry
-from exporter.errors import ApiError
-from exporter.metrics import SeriesOptions
-from exporter.snapshot import Snapshot
+from exporter.config.series import SeriesOptions
+from exporter.exposition.snapshot import Snapshot
+from exporter.exposition.status import TargetStatus
+from exporter.modelarts.client import Listing, Telemetry
+from exporter.modelarts.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 AUTH_BACKOFF_BASE = 60.0  # seconds after the first 401/403; doubles up to the cap
 AUTH_BACKOFF_CAP = 900.0
 RETRY_AFTER_CAP = AUTH_BACKOFF_CAP  # a gateway's Retry-After is honoured up to this
-
-
-@dataclass(frozen=True)
-class TargetStatus:
-    """What a scrape serves for one project: its data, if fresh enough, and its health."""
-
-    project_id: str
-    snapshot: Snapshot | None
-    up: bool = False
-    last_success: float | None = None
-    last_duration: float | None = None
-    invalid_total: int = 0
-    telemetry: Telemetry = field(default_factory=Telemetry)
 
 
 class SnapshotCache:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
 
-from exporter.metrics import Metric
-
 
 @dataclass(frozen=True)
 class Format:
@@ -59,14 +57,15 @@ def format_value(value: float) -> str:
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
-def header(metric: Metric, fmt: Format) -> str:
+def family_name(name: str, type: str) -> str:
+    """OpenMetrics family name: counters drop their `_total` suffix."""
+    return name.removesuffix("_total") if type == "counter" else name
+
+
+def header(name: str, help: str, type: str, fmt: Format) -> str:
     """`# HELP` and `# TYPE` lines of a family in the given format."""
-    help_text = metric.help.replace("\\", r"\\").replace("\n", r"\n")
+    help_text = help.replace("\\", r"\\").replace("\n", r"\n")
     if fmt.openmetrics:
         help_text = help_text.replace('"', r"\"")
-    name = metric.family if fmt.openmetrics else metric.name
-    return f"# HELP {name} {help_text}\n# TYPE {name} {metric.type}\n"
-
-
-def label_names(metric: Metric) -> tuple[str, ...]:
-    return ("project_id", *metric.labels) if metric.per_project else metric.labels
+        name = family_name(name, type)
+    return f"# HELP {name} {help_text}\n# TYPE {name} {type}\n"

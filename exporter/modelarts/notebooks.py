@@ -14,47 +14,45 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, TypeAdapter
 
-from exporter.instance import Instance
-from exporter.models import (
+from exporter.modelarts.instance import Instance
+from exporter.modelarts.records import (
+    Model,
     MsTimestamp,
     Number,
     Page,
     RequiredText,
     Text,
-    _Model,
     count,
     parse_records,
 )
 
-# Statuses of the newer API that the older one does not have.
-V2_ONLY_STATUSES = ("INIT", "DELETING", "SNAPSHOTTING", "DELETE_FAILED", "ERROR", "FROZEN")
 PAGE_SIZE = 50  # the API accepts 10, 20 or 50
 
 
-class Lease(_Model):
+class Lease(Model):
     create_at: MsTimestamp = None
     update_at: MsTimestamp = None
     duration: Number = None  # milliseconds
     enable: bool | None = None
 
 
-class Image(_Model):
+class Image(Model):
     id: Text = ""
     name: Text = ""
     swr_path: Text = ""
 
 
-class V2Pool(_Model):
+class V2Pool(Model):
     id: Text = ""
     name: Text = ""
 
 
-class V2User(_Model):
+class V2User(Model):
     id: Text = ""
     name: Text = ""
 
 
-class Notebook(_Model):
+class Notebook(Model):
     id: RequiredText
     status: RequiredText
     name: Text = ""
@@ -109,13 +107,13 @@ def same_notebook(instance_id: str) -> str:
     return instance_id.removeprefix("DE-")
 
 
-class _FastPage(_Model):
+class _FastPage(Model):
     total: Annotated[int | None, BeforeValidator(count)] = None
     pages: Annotated[int | None, BeforeValidator(count)] = None
     data: list[Notebook] | None = None
 
 
-class _RawPage(_Model):
+class _RawPage(Model):
     total: Annotated[int | None, BeforeValidator(count)] = None
     pages: Annotated[int | None, BeforeValidator(count)] = None
     data: list[Any] | None = None

@@ -20,10 +20,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
-from exporter.exposition import negotiate
-from exporter.render import Renderer
-from exporter.target import TargetSet
-from exporter.webconfig import TLSServerMixin, WebConfig, wrap_app
+from exporter.exposition.formats import negotiate
+from exporter.exposition.render import Renderer
+from exporter.http.webconfig import TLSServerMixin, WebConfig, wrap_app
+from exporter.pipeline.targets import TargetSet
 
 log = logging.getLogger(__name__)
 

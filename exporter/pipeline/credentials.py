@@ -1,4 +1,4 @@
-"""Credentials: one provider per kind, chosen by what is configured or by --auth.mode."""
+"""Credentials from the settings: the provider of the auth mode asked for or implied."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Callable
 import requests
 from pydantic import SecretStr
 
-from exporter.auth.aksk import AkSkProvider
-from exporter.auth.ecs import EcsAgencyProvider
-from exporter.auth.iam import IamPasswordProvider
-from exporter.auth.provider import CredentialProvider
-from exporter.auth.token import StaticTokenProvider
-from exporter.settings import Settings
+from exporter.config.settings import Settings
+from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.auth.ecs import EcsAgencyProvider
+from exporter.modelarts.auth.iam import IamPasswordProvider
+from exporter.modelarts.auth.provider import CredentialProvider
+from exporter.modelarts.auth.token import StaticTokenProvider
 
 __all__ = ["CredentialProvider", "build_provider"]
 

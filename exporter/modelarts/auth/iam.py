@@ -11,8 +11,8 @@ from collections.abc import Callable
 import requests
 from pydantic import SecretStr
 
-from exporter.auth.provider import ExpiringCredentials, json_body, parse_expiry
-from exporter.errors import CredentialError
+from exporter.modelarts.auth.provider import ExpiringCredentials, json_body, parse_expiry
+from exporter.modelarts.errors import CredentialError
 
 
 class IamPasswordProvider(ExpiringCredentials):

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from exporter.errors import CredentialError, error_from_response
+from exporter.modelarts.errors import CredentialError, error_from_response
 
 
 class CredentialProvider(requests.auth.AuthBase):

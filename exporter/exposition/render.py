@@ -20,14 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.cache import TargetStatus
-from exporter.exposition import Format, format_value, header, label_names, series_prefix
-from exporter.metrics import METRICS, CountdownMetric, ExporterMetric
-from exporter.snapshot import Snapshot
+from exporter.exposition.formats import Format, format_value, series_prefix
+from exporter.exposition.metrics import PER_SCRAPE, PER_SECOND, PER_SNAPSHOT
+from exporter.exposition.snapshot import Snapshot
+from exporter.exposition.status import TargetStatus
 
-_STATIC = tuple(m for m in METRICS if m.static)
-_COUNTDOWNS = tuple(m for m in METRICS if isinstance(m, CountdownMetric))
-_EXPORTER = tuple(m for m in METRICS if isinstance(m, ExporterMetric))
 _GZIP_LEVEL = 6
 
 
@@ -40,14 +37,17 @@ def gzip_member(data: bytes | Sequence[bytes], level: int = _GZIP_LEVEL) -> byte
 @dataclass(frozen=True)
 class Body:
     fmt: Format
-    parts: tuple[tuple[bytes, ...], bytes, bytes]  # static chunks, countdowns, exporter
-    gzip_parts: tuple[bytes | None, bytes | None]  # the first two, compressed, when cached
+    static: tuple[bytes, ...]  # chunks, per set of snapshots
+    countdowns: bytes  # per second
+    exporter: bytes  # per scrape
+    static_gzip: bytes | None  # the cached compressed parts, when there are some
+    countdowns_gzip: bytes | None
 
     def __bytes__(self) -> bytes:
         return b"".join(self.chunks())
 
     def chunks(self) -> list[bytes]:
-        return [*self.parts[0], self.parts[1], self.parts[2]]
+        return [*self.static, self.countdowns, self.exporter]
 
 
 class _Slot:
@@ -93,16 +93,22 @@ class Renderer:
             countdowns = self._countdowns.setdefault(fmt.name, _Slot()).get(
                 (snapshots, second), lambda: _countdown_section(snapshots, fmt, second)
             )
-            parts = (static.value, countdowns.value, _exporter_section(statuses, fmt, now))
-            return Body(fmt, parts, (static.gzipped, countdowns.gzipped))
+            return Body(
+                fmt,
+                static.value,
+                countdowns.value,
+                _exporter_section(statuses, fmt, now),
+                static.gzipped,
+                countdowns.gzipped,
+            )
 
     def gzip(self, body: Body) -> list[bytes]:
         """The body as gzip members; the static and countdown ones compressed once."""
-        static, countdowns = body.gzip_parts
+        name = body.fmt.name
         return [
-            static or self._compress(self._static[body.fmt.name], body.parts[0]),
-            countdowns or self._compress(self._countdowns[body.fmt.name], body.parts[1], 1),
-            gzip_member(body.parts[2], 1),
+            body.static_gzip or self._compress(self._static[name], body.static),
+            body.countdowns_gzip or self._compress(self._countdowns[name], body.countdowns, 1),
+            gzip_member(body.exporter, 1),
         ]
 
     def _compress(self, slot: _Slot, part: Any, level: int = _GZIP_LEVEL) -> bytes:
@@ -124,29 +130,31 @@ class Renderer:
 def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> tuple[bytes, ...]:
     """Chunks: each family's header and the snapshots' own bytes, never copied."""
     parts: list[bytes] = []
-    for metric in _STATIC:
-        parts.append(header(metric, fmt).encode("utf-8"))
+    for metric in PER_SNAPSHOT:
+        parts.append(metric.header(fmt))
         parts.extend(snapshot.static_lines[metric.name] for snapshot in snapshots)
     return tuple(parts)
 
 
 def _countdown_section(snapshots: tuple[Snapshot, ...], fmt: Format, second: int) -> bytes:
     parts: list[bytes] = []
-    for countdown in _COUNTDOWNS:
-        parts.append(header(countdown, fmt).encode("utf-8"))
+    for countdown in PER_SECOND:
+        parts.append(countdown.header(fmt))
         parts.extend(snapshot.countdowns[countdown.name].lines(second) for snapshot in snapshots)
     return b"".join(parts)
 
 
 def _exporter_section(statuses: Sequence[TargetStatus], fmt: Format, now: float) -> bytes:
-    parts: list[str] = []
-    for metric in _EXPORTER:
-        parts.append(header(metric, fmt))
-        names = label_names(metric)
+    parts: list[bytes] = []
+    for metric in PER_SCRAPE:
+        parts.append(metric.header(fmt))
+        names = metric.label_names
         for status in statuses if metric.per_project else statuses[:1]:
             project = (status.project_id,) if metric.per_project else ()
-            parts.extend(
-                f"{series_prefix(metric.name, names, (*project, *labels))}{format_value(v)}\n"
-                for labels, v in metric.samples(status, now)
+            parts.append(
+                "".join(
+                    f"{series_prefix(metric.name, names, (*project, *labels))}{format_value(v)}\n"
+                    for labels, v in metric.samples(status, now)
+                ).encode("utf-8")
             )
-    return "".join(parts).encode("utf-8") + fmt.eof
+    return b"".join(parts) + fmt.eof

@@ -22,12 +22,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from exporter import __version__
-from exporter.auth.provider import CredentialProvider
-from exporter.errors import ApiError, CredentialError, error_from_response
-from exporter.instance import Instance
-from exporter.models import MalformedResponse, Page, parse_page
-from exporter.models_v2 import PAGE_SIZE as PAGE_SIZE_V2
-from exporter.models_v2 import parse_notebooks_page, same_notebook
+from exporter.modelarts.auth.provider import CredentialProvider
+from exporter.modelarts.demanager import parse_page
+from exporter.modelarts.errors import ApiError, CredentialError, error_from_response
+from exporter.modelarts.instance import Instance
+from exporter.modelarts.notebooks import PAGE_SIZE as PAGE_SIZE_V2
+from exporter.modelarts.notebooks import parse_notebooks_page, same_notebook
+from exporter.modelarts.records import MalformedResponse, Page
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ USER_AGENT = f"modelarts-exporter/{__version__}"
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _RETRY_PAUSE = 0.2  # seconds before repeating a 5xx or a dropped connection
 _MAX_429_WAITS = 2
-_MAX_PAGES = 2000
-CLOCK_SKEW_WARNING = 60.0  # seconds  # a hard stop for a server that never returns a short page
+_MAX_PAGES = 2000  # a hard stop for a server that never returns a short page
+CLOCK_SKEW_WARNING = 60.0  # seconds
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import requests
 from pydantic import SecretStr
 
-from exporter.auth.provider import ExpiringCredentials, json_body, parse_expiry
-from exporter.auth.signer import AkSkAuth
-from exporter.errors import CredentialError
+from exporter.modelarts.auth.provider import ExpiringCredentials, json_body, parse_expiry
+from exporter.modelarts.auth.signer import AkSkAuth
+from exporter.modelarts.errors import CredentialError
 
 METADATA_URL = "http://169.254.169.254/openstack/latest/securitykey"
 

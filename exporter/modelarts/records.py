@@ -1,11 +1,8 @@
-"""Pydantic models of the `demanager/instances` list response, as lenient as the real API.
+"""Reading list responses as leniently as the real API needs: field types and pages.
 
-Records are read into these models, then kept as the flat `Instance` of instance.py.
-
-Only the fields the exporter reads are declared; everything else is ignored. Every
-object may be null or absent. Timestamps arrive as epoch milliseconds in strings or
+Every object may be null or absent. Timestamps arrive as epoch milliseconds in strings or
 numbers and are kept as float Unix seconds. A record that still cannot be read is
-skipped by `parse_page` and counted, so one bad instance never hides the others.
+skipped by `parse_records` and counted, so one bad notebook never hides the others.
 """
 
 from __future__ import annotations
@@ -18,9 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
-from exporter.instance import Instance
+from exporter.modelarts.instance import Instance
 
-# Accepted range of timestamps: 2000-01-01 … 2200-01-01. Anything else is a corrupt value.
 _MIN_SECONDS, _MAX_SECONDS = 946_684_800.0, 7_258_118_400.0
 
 
@@ -84,138 +80,8 @@ Text = Annotated[str, BeforeValidator(_text)]
 RequiredText = Annotated[str, BeforeValidator(_required_text)]
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class AutoStop(_Model):
-    enable: bool | None = None
-    duration: Number = None
-    stop_timestamp: MsTimestamp = None
-    remain_time: Number = None
-
-
-class FailedReasons(_Model):
-    code: Text = ""
-    message: Text = ""
-
-
-class Spec(_Model):
-    auto_stop: AutoStop | None = None
-    failed_reasons: FailedReasons | None = None
-
-
-class FlavorDetails(_Model):
-    name: Text = ""
-    status: Text = ""  # onSale | soldOut
-    type: Text = ""  # CPU | GPU | ASCEND
-    promo_type: Text = ""  # Free | NoDiscount
-    queuing_num: Number = None
-    queue_left_time: Number = None
-
-
-class ProvisionParams(_Model):
-    image_name: Text = ""
-    image_tag: Text = ""
-
-
-class ProvisionSpec(_Model):
-    params: ProvisionParams | None = None
-
-
-class Provision(_Model):
-    spec: ProvisionSpec | None = None
-
-
-class Profile(_Model):
-    flavor_type: Text = ""
-    provision: Provision | None = None
-
-
-class Pool(_Model):
-    id: Text = ""
-    name: Text = ""
-    type: Text = ""
-
-
-class Ref(_Model):
-    id: Text = ""
-    name: Text = ""
-
-
-class QueuingInfo(_Model):
-    status: Text = ""
-    rank: Number = None
-    begin_timestamp: MsTimestamp = None
-    end_timestamp: MsTimestamp = None
-    remain_time: Number = None
-
-
-class InstanceRecord(_Model):
-    """One record of the list. `id` and `status` are required: without them it means nothing."""
-
-    id: RequiredText
-    status: RequiredText
-    name: Text = ""
-    flavor: Text = ""
-    creation_timestamp: MsTimestamp = None
-    latest_update_timestamp: MsTimestamp = None
-    error_code: Text = ""
-    flavor_details: FlavorDetails | None = None
-    profile: Profile | None = None
-    pool: Pool | None = None
-    workspace: Ref | None = None
-    user: Ref | None = None
-    spec: Spec | None = None
-    queuing_info: QueuingInfo | None = None
-
-    def to_instance(self) -> Instance:
-        details = self.flavor_details or FlavorDetails()
-        profile = self.profile or Profile()
-        provision = profile.provision.spec if profile.provision else None
-        params = (provision.params if provision else None) or ProvisionParams()
-        image = params.image_name
-        if image and params.image_tag:
-            image = f"{image}:{params.image_tag}"
-        spec = self.spec or Spec()
-        auto_stop = spec.auto_stop or AutoStop()
-        queue = self.queuing_info or QueuingInfo()
-        pool = self.pool or Pool()
-        return Instance(
-            id=self.id,
-            status=self.status,
-            name=self.name,
-            flavor=self.flavor or details.name,
-            flavor_type=profile.flavor_type or details.type,
-            pool_id=pool.id,
-            pool_name=pool.name,
-            pool_type=pool.type,
-            workspace_id=self.workspace.id if self.workspace else "",
-            user_name=self.user.name if self.user else "",
-            image=image,
-            created=self.creation_timestamp,
-            updated=self.latest_update_timestamp,
-            auto_stop=auto_stop.enable,
-            stop_timestamp=auto_stop.stop_timestamp,
-            stop_remaining=auto_stop.remain_time,
-            error=self._error(spec.failed_reasons),
-            flavor_sale=details.status,
-            flavor_queue_length=details.queuing_num,
-            flavor_queue_left=details.queue_left_time,
-            queued=self.queuing_info is not None,
-            queue_rank=queue.rank,
-            queue_begin=queue.begin_timestamp,
-            queue_end=queue.end_timestamp,
-            queue_remaining=queue.remain_time,
-        )
-
-    def _error(self, reasons: FailedReasons | None) -> str | None:
-        """The error code the instance reports, `unknown` for a reason without code."""
-        if self.error_code:
-            return self.error_code
-        if reasons and (reasons.code or reasons.message):
-            return reasons.code or "unknown"
-        return None
 
 
 def count(value: Any) -> int | None:
@@ -230,19 +96,6 @@ def count(value: Any) -> int | None:
     if number < 0:
         raise ValueError("must not be negative")
     return number
-
-
-class _FastPage(_Model):
-    total_count: Annotated[int | None, BeforeValidator(count)] = None
-    instances: list[InstanceRecord] | None = None
-
-
-class _RawPage(_Model):
-    total_count: Annotated[int | None, BeforeValidator(count)] = None
-    instances: list[Any] | None = None
-
-
-_INSTANCE = TypeAdapter(InstanceRecord)
 
 
 @dataclass(frozen=True)
@@ -296,12 +149,6 @@ def parse_records(
         except (ValidationError, RecursionError):
             continue
     return page, kept, len(records) - len(kept)
-
-
-def parse_page(body: bytes) -> Page:
-    """One `demanager/instances` list response."""
-    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "instances", _INSTANCE)
-    return Page(getattr(page, "total_count", None), instances, invalid)
 
 
 def _short_reason(err: Exception) -> str:

@@ -1,0 +1,1 @@
+"""Configuration: the settings (flags and environment), the targets file, series options."""

@@ -1,0 +1,1 @@
+"""From records to exposition: the metric table, snapshots, the cached renderer, the collector."""

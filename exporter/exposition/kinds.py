@@ -1,0 +1,145 @@
+"""The kinds of metric, told apart by when their values are computed.
+
+- `InstanceMetric`: one notebook of a listing; computed once per snapshot.
+- `FleetMetric`: all notebooks of a listing (counts, flavors, pools); once per snapshot.
+- `CountdownMetric`: one notebook and the clock; the snapshot keeps an anchor `(a, b)` and
+  each second serves `a + b·second`, never negative (see `snapshot.Countdown`), so a cached
+  listing never serves a stale countdown.
+- `ExporterMetric`: the exporter's own state of a target (up, age, counters); per scrape.
+
+Renderers and the docs group metrics by `when`, never by their class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol, TypeVar, cast
+
+from exporter.exposition.formats import Format, family_name, header
+from exporter.modelarts.client import Telemetry
+from exporter.modelarts.instance import Instance
+
+When = Literal["snapshot", "second", "scrape"]
+Labels = tuple[str, ...]
+Sample = tuple[Labels, float]
+Anchor = tuple[float, float]  # the value at second t is a + b·t, never negative
+
+
+class TargetState(Protocol):
+    """What exporter metrics read of one target (`status.TargetStatus` is one)."""
+
+    @property
+    def up(self) -> bool: ...
+    @property
+    def last_success(self) -> float | None: ...
+    @property
+    def last_duration(self) -> float | None: ...
+    @property
+    def invalid_total(self) -> int: ...
+    @property
+    def telemetry(self) -> Telemetry: ...
+    @property
+    def fetched_at(self) -> float | None:
+        """When the data served was listed; None when none is served."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    help: str
+    labels: Labels
+    type: Literal["gauge", "counter"] = "gauge"
+    per_project: bool = True  # carries project_id (all but build_info)
+    when: ClassVar[When]
+    per_instance: ClassVar[bool]  # one series per notebook: off with --no-metrics.per-instance
+    computed: ClassVar[str]  # when and over what, in words, for docs/metrics.md
+
+    @property
+    def family(self) -> str:
+        return family_name(self.name, self.type)
+
+    @property
+    def label_names(self) -> Labels:
+        """Every label of a series, `project_id` first."""
+        return ("project_id", *self.labels) if self.per_project else self.labels
+
+    def header(self, fmt: Format) -> bytes:
+        return header(self.name, self.help, self.type, fmt).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SnapshotMetric(Metric):
+    """Depends on the listing only: rendered once when a snapshot is made."""
+
+    when: ClassVar[When] = "snapshot"
+
+    def snapshot_samples(
+        self, instances: Sequence[Instance], fetched_at: float
+    ) -> Iterable[Sample]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class InstanceMetric(SnapshotMetric):
+    """Per notebook; `value` returns the labels after `id` and the value, or nothing."""
+
+    value: Callable[[Instance, float], Iterable[Sample]] = lambda i, t: ()
+    per_instance: ClassVar[bool] = True
+    computed: ClassVar[str] = "per notebook, once per refresh"
+
+    def snapshot_samples(
+        self, instances: Sequence[Instance], fetched_at: float
+    ) -> Iterable[Sample]:
+        for instance in instances:
+            for labels, value in self.value(instance, fetched_at):
+                yield (instance.id, *labels), value
+
+
+@dataclass(frozen=True)
+class FleetMetric(SnapshotMetric):
+    """Aggregated over all notebooks of the listing."""
+
+    value: Callable[[Sequence[Instance]], Iterable[Sample]] = lambda instances: ()
+    per_instance: ClassVar[bool] = False
+    computed: ClassVar[str] = "per project, once per refresh"
+
+    def snapshot_samples(
+        self, instances: Sequence[Instance], fetched_at: float
+    ) -> Iterable[Sample]:
+        return self.value(instances)
+
+
+@dataclass(frozen=True)
+class CountdownMetric(Metric):
+    """Per notebook, moving with the clock; `anchor` is fixed for the snapshot's life."""
+
+    anchor: Callable[[Instance, float], Anchor | None] = lambda i, t: None
+    when: ClassVar[When] = "second"
+    per_instance: ClassVar[bool] = True
+    computed: ClassVar[str] = "per notebook, at scrape time"
+
+    def anchors(self, instances: Sequence[Instance], fetched_at: float) -> list[tuple[str, Anchor]]:
+        found = ((i.id, self.anchor(i, fetched_at)) for i in instances)
+        return [(id_, anchor) for id_, anchor in found if anchor is not None]
+
+
+@dataclass(frozen=True)
+class ExporterMetric(Metric):
+    """The exporter's own state, per project (or once, for build_info)."""
+
+    value: Callable[[TargetState, float], Iterable[Sample]] = lambda s, t: ()
+    when: ClassVar[When] = "scrape"
+    per_instance: ClassVar[bool] = False
+    computed: ClassVar[str] = "exporter state, at scrape time"
+
+    def samples(self, state: TargetState, now: float) -> Iterable[Sample]:
+        return self.value(state, now)
+
+
+M = TypeVar("M", bound=Metric)
+
+
+def computed_when(metrics: Sequence[Metric], when: When, kind: type[M]) -> tuple[M, ...]:
+    """The metrics of the table computed at `when`, in table order, typed as their kind."""
+    return tuple(cast(M, m) for m in metrics if m.when == when)

@@ -1,0 +1,1 @@
+"""Serving: the HTTP server, TLS and basic auth of the web config."""

@@ -1,0 +1,1 @@
+"""The ModelArts API: its records, statuses, errors, credentials and the list client."""

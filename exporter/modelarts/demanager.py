@@ -1,0 +1,171 @@
+"""The historical list API (`GET /v1/{project_id}/demanager/instances`), read into `Instance`.
+
+Only the fields the exporter reads are declared; everything else is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, TypeAdapter
+
+from exporter.modelarts.instance import Instance
+from exporter.modelarts.records import (
+    Model,
+    MsTimestamp,
+    Number,
+    Page,
+    RequiredText,
+    Text,
+    count,
+    parse_records,
+)
+
+
+class AutoStop(Model):
+    enable: bool | None = None
+    duration: Number = None
+    stop_timestamp: MsTimestamp = None
+    remain_time: Number = None
+
+
+class FailedReasons(Model):
+    code: Text = ""
+    message: Text = ""
+
+
+class Spec(Model):
+    auto_stop: AutoStop | None = None
+    failed_reasons: FailedReasons | None = None
+
+
+class FlavorDetails(Model):
+    name: Text = ""
+    status: Text = ""  # onSale | soldOut
+    type: Text = ""  # CPU | GPU | ASCEND
+    promo_type: Text = ""  # Free | NoDiscount
+    queuing_num: Number = None
+    queue_left_time: Number = None
+
+
+class ProvisionParams(Model):
+    image_name: Text = ""
+    image_tag: Text = ""
+
+
+class ProvisionSpec(Model):
+    params: ProvisionParams | None = None
+
+
+class Provision(Model):
+    spec: ProvisionSpec | None = None
+
+
+class Profile(Model):
+    flavor_type: Text = ""
+    provision: Provision | None = None
+
+
+class Pool(Model):
+    id: Text = ""
+    name: Text = ""
+    type: Text = ""
+
+
+class Ref(Model):
+    id: Text = ""
+    name: Text = ""
+
+
+class QueuingInfo(Model):
+    status: Text = ""
+    rank: Number = None
+    begin_timestamp: MsTimestamp = None
+    end_timestamp: MsTimestamp = None
+    remain_time: Number = None
+
+
+class InstanceRecord(Model):
+    """One record of the list. `id` and `status` are required: without them it means nothing."""
+
+    id: RequiredText
+    status: RequiredText
+    name: Text = ""
+    flavor: Text = ""
+    creation_timestamp: MsTimestamp = None
+    latest_update_timestamp: MsTimestamp = None
+    error_code: Text = ""
+    flavor_details: FlavorDetails | None = None
+    profile: Profile | None = None
+    pool: Pool | None = None
+    workspace: Ref | None = None
+    user: Ref | None = None
+    spec: Spec | None = None
+    queuing_info: QueuingInfo | None = None
+
+    def to_instance(self) -> Instance:
+        details = self.flavor_details or FlavorDetails()
+        profile = self.profile or Profile()
+        provision = profile.provision.spec if profile.provision else None
+        params = (provision.params if provision else None) or ProvisionParams()
+        image = params.image_name
+        if image and params.image_tag:
+            image = f"{image}:{params.image_tag}"
+        spec = self.spec or Spec()
+        auto_stop = spec.auto_stop or AutoStop()
+        queue = self.queuing_info or QueuingInfo()
+        pool = self.pool or Pool()
+        return Instance(
+            id=self.id,
+            status=self.status,
+            name=self.name,
+            flavor=self.flavor or details.name,
+            flavor_type=profile.flavor_type or details.type,
+            pool_id=pool.id,
+            pool_name=pool.name,
+            pool_type=pool.type,
+            workspace_id=self.workspace.id if self.workspace else "",
+            user_name=self.user.name if self.user else "",
+            image=image,
+            created=self.creation_timestamp,
+            updated=self.latest_update_timestamp,
+            auto_stop=auto_stop.enable,
+            stop_timestamp=auto_stop.stop_timestamp,
+            stop_remaining=auto_stop.remain_time,
+            error=self._error(spec.failed_reasons),
+            flavor_sale=details.status,
+            flavor_queue_length=details.queuing_num,
+            flavor_queue_left=details.queue_left_time,
+            queued=self.queuing_info is not None,
+            queue_rank=queue.rank,
+            queue_begin=queue.begin_timestamp,
+            queue_end=queue.end_timestamp,
+            queue_remaining=queue.remain_time,
+        )
+
+    def _error(self, reasons: FailedReasons | None) -> str | None:
+        """The error code the instance reports, `unknown` for a reason without code."""
+        if self.error_code:
+            return self.error_code
+        if reasons and (reasons.code or reasons.message):
+            return reasons.code or "unknown"
+        return None
+
+
+class _FastPage(Model):
+    total_count: Annotated[int | None, BeforeValidator(count)] = None
+    instances: list[InstanceRecord] | None = None
+
+
+class _RawPage(Model):
+    total_count: Annotated[int | None, BeforeValidator(count)] = None
+    instances: list[Any] | None = None
+
+
+_INSTANCE = TypeAdapter(InstanceRecord)
+
+
+def parse_page(body: bytes) -> Page:
+    """One `demanager/instances` list response."""
+    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "instances", _INSTANCE)
+    return Page(getattr(page, "total_count", None), instances, invalid)
