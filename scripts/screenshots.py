@@ -43,6 +43,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.support, shared with the tests and bench/
+
+from tests.support.processes import free_port  # noqa: E402
+
 OUT = ROOT / "docs" / "images"
 JOB = "modelarts-demo"
 
@@ -60,12 +64,6 @@ QUEUE_EXPR = (
 
 def log(message: str) -> None:
     print(f"screenshots: {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:

@@ -9,7 +9,9 @@ from typing import Any
 
 import promql_parser
 import pytest
-from helpers_prom import (
+
+from exporter.modelarts.statuses import KNOWN_STATUSES
+from tests.support.prometheus import (
     DASHBOARD_DIR,
     DASHBOARD_FILES,
     DATASOURCE,
@@ -28,8 +30,6 @@ from helpers_prom import (
     variable_query,
     variables,
 )
-
-from exporter.modelarts.statuses import KNOWN_STATUSES
 
 EXPECTED = {
     "modelarts-overview.json": "modelarts-overview",

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from certs import issue, make_ca
-from conftest import MetricValues, parse_exposition
-from exporter_process import ExporterProcess, env_for, exporter_process
 
 from exporter.modelarts.client import Listing
 from exporter.modelarts.errors import ApiError
 from exporter.pipeline.cache import SnapshotCache
 from exporter.simulator import Fault, Fleet, Simulator
+from tests.support.certs import issue, make_ca
+from tests.support.exposition import MetricValues, parse_exposition
+from tests.support.processes import ExporterProcess, env_for, exporter_process
 
 TTL = 1.0
 BUDGET = 3.0

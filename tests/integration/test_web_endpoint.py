@@ -12,8 +12,9 @@ from base64 import b64encode
 
 import bcrypt
 import pytest
-from certs import issue, make_ca
-from exporter_process import exporter_process
+
+from tests.support.certs import issue, make_ca
+from tests.support.processes import exporter_process
 
 PASSWORD = "scrape-password-1"
 

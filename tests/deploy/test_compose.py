@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers_prom import (
+
+from exporter.config.settings import DEFAULT_PORT
+from tests.support.prometheus import (
     COMPOSE_DIR,
     DASHBOARD_FILES,
     ROOT,
@@ -21,8 +23,6 @@ from helpers_prom import (
     require_tool,
     run,
 )
-
-from exporter.config.settings import DEFAULT_PORT
 
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 

@@ -367,6 +367,7 @@ def check_instance(instance: Instance) -> None:
     assert all(v is None or math.isfinite(v) for v in numbers)
 
 
+@pytest.mark.slow  # thousands of examples: left out of scripts/check --fast
 @fuzz(500)
 @given(hostile_body())
 @example(b"")
@@ -386,6 +387,7 @@ def test_parse_page_raises_nothing_but_malformed_response(body: bytes) -> None:
     render_and_parse(page.instances)
 
 
+@pytest.mark.slow  # thousands of examples: left out of scripts/check --fast
 @fuzz(400)
 @given(known_page())
 @example((b'{"total_count": 0, "instances": []}', [], 0))

@@ -8,7 +8,7 @@ from exporter.config.settings import Settings, setting_names
 from exporter.docs import metrics_markdown, with_settings_table
 from exporter.exposition.metrics import METRICS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_metrics_md_is_up_to_date():

@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers_prom import (
+
+from exporter.exposition.metrics import METRICS
+from tests.support.prometheus import (
     ALERTS_FILE,
     RECORDING_FILE,
     ROOT,
@@ -22,8 +24,6 @@ from helpers_prom import (
     rules,
     run,
 )
-
-from exporter.exposition.metrics import METRICS
 
 REQUIRED_ALERTS = {
     "NotebookStuckInTransition": "warning",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fixture_bytes
 
 from exporter.modelarts.demanager import InstanceRecord, parse_page
 from exporter.modelarts.records import MalformedResponse
+from tests.support.tools import fixture_bytes
 
 
 def test_the_vendor_list_example_parses():

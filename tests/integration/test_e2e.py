@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
-from conftest import require_tool
-from exporter_process import env_for, exporter_process
 
 from exporter.exposition.metrics import METRICS
 from exporter.simulator import Fault, Fleet, Simulator
+from tests.support.processes import env_for, exporter_process
+from tests.support.tools import require_tool
 
 
 def test_scrape_against_the_simulator(simulator, metric_values):

@@ -6,7 +6,6 @@ import json
 import subprocess
 
 import pytest
-from conftest import fixture_bytes, parse_exposition, require_tool
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -21,6 +20,8 @@ from exporter.exposition.status import TargetStatus
 from exporter.modelarts.client import Telemetry
 from exporter.modelarts.demanager import parse_page
 from exporter.modelarts.statuses import KNOWN_STATUSES
+from tests.support.exposition import parse_exposition
+from tests.support.tools import fixture_bytes, require_tool
 
 PROJECT = "77b6a44cba5143ab91d13ab9a8ff44fd"
 RUNNING = "DE-7d558ef8-c73d-11ea-964c-0255ac100033"

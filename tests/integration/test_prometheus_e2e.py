@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_process import exporter_process
-from helpers_prom import (
+
+from tests.support.processes import exporter_process
+from tests.support.prometheus import (
     DASHBOARD_FILES,
     RULE_FILES,
     alert_rules,

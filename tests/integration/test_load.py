@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from exporter_process import env_for, exporter_process
 
 from exporter.simulator import Fleet, Simulator
+from tests.support.processes import env_for, exporter_process
 
 LOAD_SECONDS = float(os.environ.get("MODELARTS_LOAD_SECONDS", "15"))
 SCRAPERS = 50

@@ -17,7 +17,6 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import bcrypt
 import pytest
-from certs import Pair, issue, make_ca
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter.http import webconfig
@@ -30,6 +29,7 @@ from exporter.http.webconfig import (
     ssl_context,
     wrap_app,
 )
+from tests.support.certs import Pair, issue, make_ca
 
 PASSWORD = "s3cret-scrape-password"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()

@@ -18,11 +18,11 @@ from typing import Any
 
 import promql_parser
 import yaml
-from conftest import require_tool as require_tool  # the one way tests find promtool
 
 from exporter.exposition.metrics import METRICS
+from tests.support.tools import require_tool as require_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "prometheus"
 ALERTS_FILE = RULES_DIR / "alerts.yml"
 RECORDING_FILE = RULES_DIR / "recording.yml"
@@ -53,7 +53,7 @@ class PrometheusServer:
 @contextmanager
 def prometheus_server(config: dict[str, Any], directory: Path) -> Iterator[PrometheusServer]:
     """Debian's Prometheus on a free loopback port with `config`, stopped on the way out."""
-    from exporter_process import free_port, stop
+    from tests.support.processes import free_port, stop
 
     binary = require_tool("prometheus")
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
