@@ -1,17 +1,27 @@
-"""Generated documentation: docs/metrics.md and README's settings table.
+"""Generated documentation: docs/metrics.md, README's settings table and its sample lines.
 
-`python -m exporter.docs` rewrites both from the metric table and the settings model;
-tests/test_docs.py fails when either is out of date.
+`python -m exporter.docs` rewrites them from the metric table, the settings model and a
+scrape of the demo fleet; tests/unit/test_docs.py fails when one is out of date.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from exporter.config.settings import SECRET_FIELDS, Settings, setting_names
+from exporter.exposition.formats import TEXT
 from exporter.exposition.metrics import METRICS
+from exporter.exposition.render import Renderer
+from exporter.exposition.snapshot import Snapshot
+from exporter.exposition.status import TargetStatus
+from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.client import ModelArtsClient
 from exporter.modelarts.statuses import KNOWN_STATUSES
+from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
 
 
 def metrics_markdown() -> str:
@@ -64,11 +74,56 @@ def with_settings_table(readme: str) -> str:
     return SETTINGS_BLOCK.sub(lambda m: m[1] + settings_markdown() + m[3], readme)
 
 
+# README's sample: the first series of each of these (name, a label it must have) in a
+# scrape of the demo fleet, with ids shortened.
+SAMPLE_SERIES = (
+    ("modelarts_notebook_instances", 'status="RUNNING"'),
+    ("modelarts_notebook_instances", 'status="CREATE_QUEUING"'),
+    ("modelarts_notebook_instance_info", 'flavor_type="GPU"'),
+    ("modelarts_notebook_instance_queue_rank", ""),
+    ("modelarts_notebook_instance_queue_wait_seconds", ""),
+    ("modelarts_notebook_instance_auto_stop_remaining_seconds", ""),
+    ("modelarts_notebook_flavor_sold_out", "} 1"),
+    ("modelarts_up", ""),
+)
+_ID = re.compile(r'((?:project_id|id)="(?:DE-)?[0-9a-f]{4})[0-9a-f-]+"')
+
+
+def demo_scrape() -> str:
+    """The demo fleet (default size and seed) exported at one frozen second, no faults."""
+    now = float(int(time.time()))
+    fleet = Fleet(seed=7, clock=lambda: now)
+    with Simulator(fleet, seed=7, clock=lambda: now) as sim:
+        auth = AkSkProvider(SecretStr(DEMO_AK), SecretStr(DEMO_SK))
+        client = ModelArtsClient(sim.url, DEMO_PROJECT_ID, auth)
+        listing = client.list_instances()
+        client.close()
+    snapshot = Snapshot(DEMO_PROJECT_ID, tuple(listing.instances), now)
+    status = TargetStatus(DEMO_PROJECT_ID, snapshot, up=True, last_success=now)
+    return bytes(Renderer(lambda: [status], clock=lambda: now).render(TEXT)).decode()
+
+
+def readme_sample(scrape: str) -> str:
+    lines = [line for line in scrape.splitlines() if not line.startswith("#")]
+    chosen = []
+    for name, must in SAMPLE_SERIES:
+        line = next(ln for ln in lines if ln.startswith(name + "{") and must in ln)
+        chosen.append(_ID.sub(r'\1…"', line))
+    return "```\n" + "\n".join(chosen) + "\n```\n"
+
+
+SAMPLE_BLOCK = re.compile(r"(<!-- sample:begin -->\n)(.*?)(<!-- sample:end -->)", re.DOTALL)
+
+
+def with_sample(readme: str, scrape: str) -> str:
+    return SAMPLE_BLOCK.sub(lambda m: m[1] + readme_sample(scrape) + m[3], readme)
+
+
 def main() -> None:
     root = Path(__file__).resolve().parent.parent
     (root / "docs" / "metrics.md").write_text(metrics_markdown())
     readme = root / "README.md"
-    readme.write_text(with_settings_table(readme.read_text()))
+    readme.write_text(with_sample(with_settings_table(readme.read_text()), demo_scrape()))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter.modelarts.auth.signer import (
@@ -103,7 +103,8 @@ class Simulator:
         self._faults: list[tuple[Fault, int | None]] = []
         self._lock = threading.Lock()
         self._page_cache: dict[tuple[Any, ...], list[bytes]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        handler = type("Handler", (_Handler,), {"sim": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -331,122 +332,130 @@ def _error(code: str, message: str, request_id: str | None = None) -> bytes:
     ).encode()
 
 
-def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the simulated services, routed by method and path (`ROUTES`)."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("simulator %s", format % args)
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
+    sim: Simulator  # set on the subclass each Simulator makes
+    ROUTES: ClassVar[dict[str, tuple[tuple[re.Pattern[str], str], ...]]] = {
+        "GET": ((re.compile(METADATA_PATH), "metadata"), (_LIST_PATH, "list_notebooks")),
+        "POST": ((re.compile(IAM_TOKENS_PATH), "iam_token"),),
+    }
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if urlsplit(self.path).path != IAM_TOKENS_PATH:
-                self._send(404, _error("APIG.0101", "The API does not exist."))
-                return
-            with sim._lock:
-                sim.stats.iam_requests += 1
-            status, headers, payload = sim.issue_token(body)
-            self._send(status, payload, uuid.uuid4().hex, headers)
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("simulator %s", format % args)
 
-        def do_GET(self) -> None:
-            request_id = uuid.uuid4().hex
-            parts = urlsplit(self.path)
-            if parts.path == METADATA_PATH:
-                with sim._lock:
-                    sim.stats.metadata_requests += 1
-                self._send(200, sim.issue_temporary_keys())
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        for pattern, name in self.ROUTES[method]:
+            route = pattern.fullmatch(parts.path)
+            if route is not None:
+                params = dict(parse_qsl(parts.query, keep_blank_values=True))
+                getattr(self, name)(route, params, body)
                 return
-            if not _LIST_PATH.match(parts.path):
-                self._send(
-                    404, _error("APIG.0101", "The API does not exist or has not been published.")
-                )
-                return
-            route = _LIST_PATH.match(parts.path)
-            assert route is not None
-            project = route["project"]
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            problem = sim.authenticate("GET", self.path, dict(self.headers.items()), body)
-            params = dict(parse_qsl(parts.query, keep_blank_values=True))
-            with sim._lock:
-                sim.stats.requests += 1
-                if params.get("offset", "0") == "0":
-                    sim.stats.listings += 1
-                if problem:
-                    sim.stats.rejected += 1
+        self._send(404, _error("APIG.0101", "The API does not exist or has not been published."))
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def metadata(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.metadata_requests += 1
+        self._send(200, self.sim.issue_temporary_keys())
+
+    def iam_token(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.iam_requests += 1
+        status, headers, payload = self.sim.issue_token(body)
+        self._send(status, payload, uuid.uuid4().hex, headers)
+
+    def list_notebooks(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        sim = self.sim
+        request_id = uuid.uuid4().hex
+        problem = sim.authenticate("GET", self.path, dict(self.headers.items()), body)
+        with sim._lock:
+            sim.stats.requests += 1
+            if params.get("offset", "0") == "0":
+                sim.stats.listings += 1
             if problem:
-                self._send(problem[0], _error(problem[1], problem[2], request_id), request_id)
-                return
-            if project != sim.project_id:
-                self._send(
-                    403, _error("ModelArts.0203", "No permission for this project.", request_id)
-                )
-                return
-            fault = sim._next_fault()
-            if fault is not None and fault.kind != "slow":
-                self._fault(fault, params, request_id)
-                return
-            time.sleep(sim.latency + (fault.delay if fault else 0.0))
-            if route["api"] == "notebooks":
-                status, payload = sim.notebooks_page(params)
-            else:
-                status, payload = sim.list_page(params)
-            self._send(status, payload, request_id)
+                sim.stats.rejected += 1
+        if problem:
+            self._send(problem[0], _error(problem[1], problem[2], request_id), request_id)
+            return
+        if route["project"] != sim.project_id:
+            self._send(403, _error("ModelArts.0203", "No permission for this project.", request_id))
+            return
+        fault = sim._next_fault()
+        if fault is not None and fault.kind != "slow":
+            self._fault(fault, params, request_id)
+            return
+        time.sleep(sim.latency + (fault.delay if fault else 0.0))
+        if route["api"] == "notebooks":
+            status, payload = sim.notebooks_page(params)
+        else:
+            status, payload = sim.list_page(params)
+        self._send(status, payload, request_id)
 
-        def _fault(self, fault: Fault, params: dict[str, str], request_id: str) -> None:
-            if fault.kind == "hang":
-                time.sleep(fault.delay or 30.0)
-                self.close_connection = True
-                return
-            if fault.kind == "endless":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                deadline = time.monotonic() + (fault.delay or 30.0)
-                with contextlib.suppress(OSError):  # the client gave up: that is the point
-                    self.wfile.write(b'{"total_count":1,"instances":[')
-                    while time.monotonic() < deadline:
-                        self.wfile.write(b" " * 65536)
-                return
-            if fault.kind in ("malformed", "truncated", "not_json"):
-                _, good = sim.list_page(params)
-                payload = {
-                    "truncated": good[: len(good) // 2],
-                    "not_json": b"<html><body>Bad Gateway</body></html>",
-                    "malformed": b'{"total_count": 1, "instances": {"id": 42}}',
-                }[fault.kind]
-                self._send(200, fault.body or payload, request_id)
-                return
-            body = (
-                fault.body
-                if fault.body is not None
-                else _error(
-                    {429: "APIG.0308", 401: "APIG.0301"}.get(fault.status, "ModelArts.0001"),
-                    "simulated failure",
-                    request_id,
-                )
-            )
-            self._send(fault.status, body, request_id, fault.headers)
+    # -- answers --------------------------------------------------------------------------
 
-        def _send(
-            self,
-            status: int,
-            body: bytes,
-            request_id: str = "",
-            headers: dict[str, str] | None = None,
-        ) -> None:
-            self.send_response(status)
+    def _fault(self, fault: Fault, params: dict[str, str], request_id: str) -> None:
+        if fault.kind == "hang":
+            time.sleep(fault.delay or 30.0)
+            self.close_connection = True
+            return
+        if fault.kind == "endless":
+            self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if request_id:
-                self.send_header("X-Request-Id", request_id)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
+            self.send_header("Connection", "close")
             self.end_headers()
-            with contextlib.suppress(OSError):  # the client may hang up early
-                self.wfile.write(body)
+            self.close_connection = True
+            deadline = time.monotonic() + (fault.delay or 30.0)
+            with contextlib.suppress(OSError):  # the client gave up: that is the point
+                self.wfile.write(b'{"total_count":1,"instances":[')
+                while time.monotonic() < deadline:
+                    self.wfile.write(b" " * 65536)
+            return
+        if fault.kind in ("malformed", "truncated", "not_json"):
+            _, good = self.sim.list_page(params)
+            payload = {
+                "truncated": good[: len(good) // 2],
+                "not_json": b"<html><body>Bad Gateway</body></html>",
+                "malformed": b'{"total_count": 1, "instances": {"id": 42}}',
+            }[fault.kind]
+            self._send(200, fault.body or payload, request_id)
+            return
+        body = (
+            fault.body
+            if fault.body is not None
+            else _error(
+                {429: "APIG.0308", 401: "APIG.0301"}.get(fault.status, "ModelArts.0001"),
+                "simulated failure",
+                request_id,
+            )
+        )
+        self._send(fault.status, body, request_id, fault.headers)
 
-    return Handler
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        request_id: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if request_id:
+            self.send_header("X-Request-Id", request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client may hang up early
+            self.wfile.write(body)

@@ -43,12 +43,12 @@ from tests.deploy.chart import (
     render,
     render_error,
     render_raw,
-    require_tool,
     rule_sources,
     run_script,
     source_groups,
     targets_config_map,
 )
+from tests.support.tools import require_tool
 
 # -- ServiceMonitor ----------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ from tests.support.prometheus import (
     ROOT,
     RULE_FILES,
     load_yaml,
-    require_tool,
     run,
 )
+from tests.support.tools import require_tool
 
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 

@@ -18,7 +18,7 @@ below each check one promise on what it saw:
 `MODELARTS_LOAD_SECONDS` is how long the measured part runs: 15 by default (CI; about
 30 s in all with the warm-up), 60 or more for the long run:
 
-    MODELARTS_LOAD_SECONDS=60 pytest tests/test_load.py
+    MODELARTS_LOAD_SECONDS=60 pytest tests/integration/test_load.py
 
 The figures (scrapes, p50/p99 latency, listings, RSS) are printed at the end of the run
 and written to /tmp/modelarts-load-report.txt.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config.settings import Settings, setting_names
-from exporter.docs import metrics_markdown, with_settings_table
+from exporter.docs import demo_scrape, metrics_markdown, with_sample, with_settings_table
 from exporter.exposition.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +31,9 @@ def test_readme_settings_table_is_up_to_date():
     assert with_settings_table(readme) == readme, "README is stale: python -m exporter.docs"
     for name in Settings.model_fields:
         assert setting_names(name)[1] in readme
+
+
+def test_readme_sample_is_a_scrape_of_the_demo():
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- sample:begin -->" in readme
+    assert with_sample(readme, demo_scrape()) == readme, "README is stale: python -m exporter.docs"

@@ -1,8 +1,10 @@
 """Huawei Cloud API Gateway request signing, `SDK-HMAC-SHA256`.
 
-The algorithm (FACTS.md, "Authentication"): canonical request → string to sign →
-HMAC-SHA256 with the secret key. The published test vectors and a cross-check against
-the vendor's own signer live in tests/test_signer.py.
+The algorithm, as the vendor's API Gateway documents it ("AK/SK signing and
+authentication") and its SDK implements it (`huaweicloudsdkcore.signer.signer.Signer`):
+canonical request → string to sign → HMAC-SHA256 with the secret key. The published test
+vectors and a cross-check against the vendor's signer are in
+tests/unit/modelarts/test_signer.py.
 """
 
 from __future__ import annotations
