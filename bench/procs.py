@@ -188,3 +188,16 @@ class Children:
                 return child
             time.sleep(0.02)
         raise RuntimeError(f"limit server did not start:\n{child.log_tail()}")
+
+
+def machine() -> str:
+    """The number of CPUs and their model, as the report names the machine."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs {model}".strip()

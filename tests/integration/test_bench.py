@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) leaves the root out
     sys.path.insert(0, str(ROOT))
 
-from bench.run import VARIANTS, Plan, growth, measure_size, table, targets  # noqa: E402
+from bench.measure import measure_size  # noqa: E402
+from bench.plan import VARIANTS, Plan  # noqa: E402
+from bench.report import growth, table, targets  # noqa: E402
 
 TINY = Plan(
     hot_scrapes=5,
