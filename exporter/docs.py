@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from exporter.config.settings import SECRET_FIELDS, Settings, setting_names
+from exporter.config.settings import SECRET_FIELDS, Settings, also_env, setting_names
 from exporter.exposition.formats import TEXT
 from exporter.exposition.metrics import METRICS
 from exporter.exposition.render import Renderer
@@ -60,6 +60,8 @@ def settings_markdown() -> str:
     for name, field in Settings.model_fields.items():
         flag, env = setting_names(name)
         envs = f"`{env}`, `{env}_FILE`" if name in SECRET_FIELDS else f"`{env}`"
+        if also_env(name):
+            envs += f" (or `{also_env(name)}`)"
         default = "" if field.default in (None, "") else f"`{field.default}`"
         lines.append(
             f"| {f'`{flag}`' if flag else '—'} | {envs} | {default} | {field.description} |"

@@ -27,18 +27,23 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from exporter.config.series import INFO_LABELS, SeriesOptions
+from exporter.modelarts.endpoints import iam_endpoint, modelarts_endpoint
 
 DEFAULT_PORT = 10200
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 
 
-def _setting(default: Any, flag: str | None, env: str, help: str, **kw: Any) -> Any:
-    """A field that knows its flag and its environment variable (the CLI reads both)."""
-    extra: dict[str, Any] = {"flag": flag, "env": env}
+def _setting(
+    default: Any, flag: str | None, env: str, help: str, *, also_env: str = "", **kw: Any
+) -> Any:
+    """A field that knows its flag and its environment variable (the CLI reads both);
+    `also_env` is read when `env` is not set (the vendor SDK's name of the same thing)."""
+    extra: dict[str, Any] = {"flag": flag, "env": env, "also_env": also_env}
+    names = [env, env.lower()] + ([also_env, also_env.lower()] if also_env else [])
     return Field(
         default,
-        validation_alias=AliasChoices(env, env.lower()),
+        validation_alias=AliasChoices(*names),
         description=help,
         json_schema_extra=extra,
         **kw,
@@ -96,13 +101,18 @@ class Settings(BaseSettings):
         "", "--endpoint", ENV_PREFIX + "ENDPOINT", "ModelArts base URL (default from --region)"
     )
     iam_endpoint: str = _setting(
-        "", "--iam-endpoint", ENV_PREFIX + "IAM_ENDPOINT", "IAM base URL (default from --region)"
+        "",
+        "--iam-endpoint",
+        ENV_PREFIX + "IAM_ENDPOINT",
+        "IAM base URL (default: the region's, as the vendor SDK resolves it)",
+        also_env="HUAWEICLOUD_SDK_IAM_ENDPOINT",
     )
-    api: Literal["demanager", "notebooks", "both"] = _setting(
-        "demanager",
+    api: Literal["auto", "demanager", "notebooks", "both"] = _setting(
+        "auto",
         "--api",
         ENV_PREFIX + "API",
-        "which list API to read: demanager (historical), notebooks (newer) or both",
+        "list API: auto (both; a region without the historical one is no error), "
+        "demanager (historical), notebooks (newer) or both",
     )
     show_self: bool = _setting(
         False,
@@ -150,6 +160,13 @@ class Settings(BaseSettings):
     )
 
     # -- how to talk to the API ---------------------------------------------------------
+    flavor_cache_ttl: float = _setting(
+        600.0,
+        "--flavor-cache-ttl",
+        ENV_PREFIX + "FLAVOR_CACHE_TTL",
+        "seconds the newer API's flavors listing is kept before it is listed again",
+        gt=0,
+    )
     cache_ttl: float = _setting(
         30.0,
         "--cache-ttl",
@@ -328,14 +345,11 @@ class Settings(BaseSettings):
 
     @property
     def modelarts_endpoint(self) -> str:
-        if self.endpoint:
-            return self.endpoint
-        domain = "myhuaweicloud.cn" if self.region == "ap-southeast-1" else "myhuaweicloud.com"
-        return f"https://modelarts.{self.region}.{domain}"
+        return self.endpoint or modelarts_endpoint(self.region)
 
     @property
     def iam_base_url(self) -> str:
-        return self.iam_endpoint or f"https://iam.{self.region}.myhuaweicloud.com"
+        return self.iam_endpoint or iam_endpoint(self.region)
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter."""
@@ -400,6 +414,13 @@ def setting_names(name: str) -> tuple[str | None, str]:
 
 def _env_name(name: str) -> str:
     return setting_names(name)[1]
+
+
+def also_env(name: str) -> str:
+    """The vendor SDK's variable for the same setting, read when ours is unset; or ""."""
+    extra = Settings.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict)
+    return str(extra.get("also_env") or "")
 
 
 def describe_setting(name: str) -> str:

@@ -5,7 +5,7 @@ targets:
   - name: training-beijing
     region: cn-north-4
     project_id: 0123456789abcdef0123456789abcdef
-    api: both                      # demanager | notebooks | both
+    api: auto                      # auto (both) | demanager | notebooks | both
     auth:
       ak: {env: TRAINING_AK}       # secrets by reference: {env: NAME} or {file: PATH}
       sk: {file: /secrets/training/sk}
@@ -88,12 +88,13 @@ class TargetConfig(_Strict):
     region: str = ""
     endpoint: str = ""
     iam_endpoint: str = ""
-    api: Literal["demanager", "notebooks", "both"] = "demanager"
+    api: Literal["auto", "demanager", "notebooks", "both"] = "auto"
     auth: AuthConfig = AuthConfig()
     show_self: bool = False
     pool_id: str = ""
     workspace_id: str = ""
     cache_ttl: float | None = Field(None, gt=0)
+    flavor_cache_ttl: float | None = Field(None, gt=0)
     max_staleness: float | None = Field(None, ge=0)
     page_size: int | None = Field(None, ge=0)
     request_timeout: float | None = Field(None, gt=0)

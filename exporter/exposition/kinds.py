@@ -18,6 +18,7 @@ from typing import ClassVar, Literal, Protocol, TypeVar, cast
 
 from exporter.exposition.formats import Format, family_name, header
 from exporter.modelarts.client import Telemetry
+from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
 
 When = Literal["snapshot", "second", "scrape"]
@@ -75,7 +76,7 @@ class SnapshotMetric(Metric):
     when: ClassVar[When] = "snapshot"
 
     def snapshot_samples(
-        self, instances: Sequence[Instance], fetched_at: float
+        self, instances: Sequence[Instance], flavors: Sequence[Flavor], fetched_at: float
     ) -> Iterable[Sample]:
         raise NotImplementedError
 
@@ -89,7 +90,7 @@ class InstanceMetric(SnapshotMetric):
     computed: ClassVar[str] = "per notebook, once per refresh"
 
     def snapshot_samples(
-        self, instances: Sequence[Instance], fetched_at: float
+        self, instances: Sequence[Instance], flavors: Sequence[Flavor], fetched_at: float
     ) -> Iterable[Sample]:
         for instance in instances:
             for labels, value in self.value(instance, fetched_at):
@@ -98,16 +99,16 @@ class InstanceMetric(SnapshotMetric):
 
 @dataclass(frozen=True)
 class FleetMetric(SnapshotMetric):
-    """Aggregated over all notebooks of the listing."""
+    """Aggregated over all notebooks of the listing, and the flavors listed with it."""
 
-    value: Callable[[Sequence[Instance]], Iterable[Sample]] = lambda instances: ()
+    value: Callable[[Sequence[Instance], Sequence[Flavor]], Iterable[Sample]] = lambda i, f: ()
     per_instance: ClassVar[bool] = False
     computed: ClassVar[str] = "per project, once per refresh"
 
     def snapshot_samples(
-        self, instances: Sequence[Instance], fetched_at: float
+        self, instances: Sequence[Instance], flavors: Sequence[Flavor], fetched_at: float
     ) -> Iterable[Sample]:
-        return self.value(instances)
+        return self.value(instances, flavors)
 
 
 @dataclass(frozen=True)

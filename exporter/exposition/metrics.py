@@ -25,6 +25,7 @@ from exporter.exposition.kinds import (
     TargetState,
     computed_when,
 )
+from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
 from exporter.modelarts.statuses import KNOWN_STATUSES, QUEUING_STATUSES
 
@@ -74,7 +75,7 @@ def _stop_anchor(i: Instance, fetched_at: float) -> Anchor | None:
     return None if stop is None else (stop, -1.0)
 
 
-def _instance_counts(instances: Sequence[Instance]) -> Iterable[Sample]:
+def _instance_counts(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
     counts = Counter((i.status, i.flavor, i.pool_id) for i in instances)
     seen = {status for status, _, _ in counts}
     for status in KNOWN_STATUSES:
@@ -85,21 +86,25 @@ def _instance_counts(instances: Sequence[Instance]) -> Iterable[Sample]:
 
 def _per_flavor(
     value: Callable[[Instance], float | None],
-) -> Callable[[Sequence[Instance]], Iterable[Sample]]:
+) -> Callable[[Sequence[Instance], Sequence[Flavor]], Iterable[Sample]]:
     """One sample per flavor, from the last notebook that reports it."""
 
-    def compute(instances: Sequence[Instance]) -> Iterable[Sample]:
+    def compute(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
         found = {i.flavor: value(i) for i in instances}
         return sorted(((flavor,), v) for flavor, v in found.items() if v is not None)
 
     return compute
 
 
-def _sold_out(i: Instance) -> float | None:
-    return float(i.flavor_sale == "soldOut") if i.flavor_sale else None
+def _sold_out(instances: Sequence[Instance], flavors: Sequence[Flavor]) -> Iterable[Sample]:
+    """What the notebooks' records say of their flavors (the historical API), then every
+    flavor of the newer API's flavors listing."""
+    found = {i.flavor: float(i.flavor_sale == "soldOut") for i in instances if i.flavor_sale}
+    found.update((f.name, float(f.sold_out)) for f in flavors if f.sold_out is not None)
+    return sorted(((flavor,), v) for flavor, v in found.items())
 
 
-def _pools(instances: Sequence[Instance]) -> Iterable[Sample]:
+def _pools(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
     pools = {(i.pool_id, i.pool_name, i.pool_type) if i.pool_id else PUBLIC_POOL for i in instances}
     return sorted((pool, 1.0) for pool in pools)
 
@@ -148,9 +153,12 @@ METRICS: tuple[Metric, ...] = (
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_enabled",
-        "1 if the notebook instance stops by itself after its running duration, else 0.",
-        ("id",),
-        value=lambda i, _: _one(None if i.auto_stop is None else float(i.auto_stop)),
+        "1 if the notebook instance stops by itself, else 0; type TIMING stops it at a time "
+        "(auto_stop_timestamp_seconds), IDLE when it is idle.",
+        ("id", "type"),
+        value=lambda i, _: _one(
+            None if i.auto_stop is None else float(i.auto_stop), i.auto_stop_type
+        ),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_timestamp_seconds",
@@ -185,15 +193,16 @@ METRICS: tuple[Metric, ...] = (
     ),
     InstanceMetric(
         "modelarts_notebook_instance_error_info",
-        "1 while the notebook instance reports an error code or failure reason.",
-        ("id", "error_code"),
-        value=lambda i, _: () if i.error is None else (((i.error,), 1.0),),
+        "1 while the notebook instance reports an error; error_code is the API's code (empty "
+        "when it gives none), reason its words (the first 100 characters).",
+        ("id", "error_code", "reason"),
+        value=lambda i, _: () if i.error is None else (((i.error, i.reason), 1.0),),
     ),
     FleetMetric(
         "modelarts_notebook_flavor_sold_out",
         "1 if the flavor is sold out, 0 if it is on sale.",
         ("flavor",),
-        value=_per_flavor(_sold_out),
+        value=_sold_out,
     ),
     FleetMetric(
         "modelarts_notebook_flavor_queue_length",
@@ -258,6 +267,13 @@ METRICS: tuple[Metric, ...] = (
         "signatures are refused beyond 900 seconds.",
         (),
         value=lambda s, _: _one(s.telemetry.clock_skew),
+    ),
+    ExporterMetric(
+        "modelarts_exporter_flavor_listing_failures_total",
+        "Flavors listings of the newer API that failed; the last good one is kept.",
+        (),
+        type="counter",
+        value=lambda s, _: (((), float(s.telemetry.flavor_failures)),),
     ),
     ExporterMetric(
         "modelarts_exporter_invalid_instances_total",

@@ -13,6 +13,7 @@ from exporter.config.series import SeriesOptions
 from exporter.exposition.formats import format_value, series_prefix
 from exporter.exposition.kinds import Anchor, CountdownMetric, Labels, Metric, SnapshotMetric
 from exporter.exposition.metrics import INFO_METRIC, PER_SECOND, PER_SNAPSHOT
+from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
 
 
@@ -47,6 +48,7 @@ class Snapshot:
     instances: tuple[Instance, ...]
     fetched_at: float  # Unix seconds, when the first page was requested
     options: SeriesOptions = field(default_factory=SeriesOptions)
+    flavors: tuple[Flavor, ...] = ()  # the newer API's flavors listing, where there is one
     static_lines: dict[str, bytes] = field(init=False, repr=False)  # metric name → sample lines
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
@@ -64,7 +66,7 @@ class Snapshot:
         as the series options shape them."""
         if not self.exports(metric):
             return (), iter(())
-        samples = metric.snapshot_samples(self.instances, self.fetched_at)
+        samples = metric.snapshot_samples(self.instances, self.flavors, self.fetched_at)
         kept = self._kept_labels(metric)
         if kept is None:
             names = metric.labels

@@ -1,13 +1,19 @@
-"""The ModelArts list call: one pooled session, pagination, errors, a time budget.
+"""The ModelArts list calls: one pooled session, pagination, errors, a time budget.
 
-`list_instances()` is one refresh. It never takes longer than `refresh_budget`, so the
-scrape that waits for it stays under Prometheus's default 10 s scrape timeout. It sends
-no request before a 429's `Retry-After` and never repeats a 401/403 (five in a row lock
-the user's key for five minutes): those are raised for the cache to back off from.
+`list_instances()` is one refresh: the historical list, the newer one (every notebook of
+the project with `show_self` false: `/notebooks/all`, billed and CodeLab instances), and
+the newer API's flavors, kept for `flavor_ttl` seconds. A refresh never takes longer than
+`refresh_budget`, so the scrape that waits for it stays under Prometheus's default 10 s
+scrape timeout. No request leaves before a 429's `Retry-After`, whichever call it
+answered, and an authentication failure ends the refresh: a 401 is answered by one
+renewal of the credentials, a 403 (a missing permission) by none, and neither is
+repeated (five failures in a row lock the key for five minutes); the cache backs off.
+Which parameters, paths and paging: docs/targets.md, with the vendor's evidence.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,6 +31,7 @@ from exporter import __version__
 from exporter.modelarts.auth.provider import CredentialProvider
 from exporter.modelarts.demanager import parse_page
 from exporter.modelarts.errors import ApiError, CredentialError, error_from_response
+from exporter.modelarts.flavors import Flavor, parse_flavors_page
 from exporter.modelarts.instance import Instance
 from exporter.modelarts.notebooks import PAGE_SIZE as PAGE_SIZE_V2
 from exporter.modelarts.notebooks import parse_notebooks_page, same_notebook
@@ -32,7 +39,7 @@ from exporter.modelarts.records import MalformedResponse, Page
 
 log = logging.getLogger(__name__)
 
-Api = Literal["demanager", "notebooks", "both"]
+Api = Literal["auto", "demanager", "notebooks", "both"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
@@ -40,6 +47,13 @@ _RETRY_PAUSE = 0.2  # seconds before repeating a 5xx or a dropped connection
 _MAX_429_WAITS = 2
 _MAX_PAGES = 2000  # a hard stop for a server that never returns a short page
 CLOCK_SKEW_WARNING = 60.0  # seconds
+# SDK ListNotebooksRequest.feature: billed instances (the default) and the free CodeLab one.
+FEATURES = ("NOTEBOOK", "DEFAULT")
+HISTORICAL_RECHECK = 3600.0  # seconds before asking again a region without the historical API
+FLAVOR_RETRY = 60.0  # seconds before a failed flavors listing is tried again
+# The permission each call needs (the vendor's permission tables; docs/targets.md).
+LIST_PERMISSION = "modelarts:notebook:list"
+LIST_ALL_PERMISSION = "modelarts:notebook:listAllNotebooks"
 
 
 @dataclass(frozen=True)
@@ -51,21 +65,30 @@ class ListQuery:
     workspace_id: str = ""
 
     def params(self, offset: int, limit: int) -> dict[str, str]:
+        """The historical list's parameters (`limit` 0: every instance at once)."""
         params = {"de_type": "Notebook", "show_self": str(self.show_self).lower()}
-        if self.pool_id:
-            params["pool_id"] = self.pool_id
-        if self.workspace_id:
-            params["workspace_id"] = self.workspace_id
+        params.update(self._filters())
         if limit:
             params["offset"] = str(offset)
             params["limit"] = str(limit)
         return params
+
+    def notebooks_params(self, offset: int, feature: str) -> dict[str, str]:
+        """The newer list's: `offset` counts records (SDK ListNotebooksRequest.offset)."""
+        params = {"offset": str(offset), "limit": str(PAGE_SIZE_V2), "feature": feature}
+        params.update(self._filters())
+        return params
+
+    def _filters(self) -> dict[str, str]:
+        filters = {"pool_id": self.pool_id, "workspace_id": self.workspace_id}
+        return {name: value for name, value in filters.items() if value}
 
 
 @dataclass(frozen=True)
 class Listing:
     instances: list[Instance]
     invalid: int
+    flavors: tuple[Flavor, ...] = ()  # the newer API's flavors listing, the last good one
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,7 @@ class Telemetry:
     requests: dict[str, int] = field(default_factory=dict)  # to ModelArts, by code
     auth_requests: dict[str, int] = field(default_factory=dict)  # to IAM or metadata
     clock_skew: float | None = None
+    flavor_failures: int = 0  # flavors listings that failed (the last good one was kept)
 
 
 @dataclass
@@ -99,12 +123,13 @@ class _Refresh:
 
     deadline: float
     renewed: bool = False
+    refused: ApiError | None = None  # an authentication failure: no more requests
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ModelArtsClient:
     """Lists a project's notebooks: `GET /v1/{project}/demanager/instances` (the historical
-    API), `GET /v1/{project}/notebooks` (the newer one), or both."""
+    API), `GET /v1/{project}/notebooks[/all]` (the newer one), or both (`auto`, `both`)."""
 
     def __init__(
         self,
@@ -113,7 +138,8 @@ class ModelArtsClient:
         auth: CredentialProvider | None,
         *,
         query: ListQuery | None = None,
-        api: Api = "demanager",
+        api: Api = "auto",
+        flavor_ttl: float = 600.0,
         page_size: int = 200,
         page_concurrency: int = 4,
         request_timeout: float = 5.0,
@@ -123,10 +149,20 @@ class ModelArtsClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/{project_id}/demanager/instances"
-        self.notebooks_url = f"{base_url.rstrip('/')}/v1/{project_id}/notebooks"
-        self.api = api
+        project_url = f"{base_url.rstrip('/')}/v1/{project_id}"
         self.query = query or ListQuery()
+        self.url = f"{project_url}/demanager/instances"
+        # `/notebooks` lists what the caller may see of its own; `/notebooks/all` every
+        # created notebook of the project (the vendor's words, docs/targets.md).
+        self.notebooks_url = f"{project_url}/notebooks" + ("" if self.query.show_self else "/all")
+        self.flavors_url = f"{project_url}/notebooks/flavors"
+        self.api = api
+        self.flavor_ttl = flavor_ttl
+        self._flavors: tuple[Flavor, ...] = ()
+        self._flavors_until = float("-inf")
+        self._flavor_failures = 0
+        self._historical_until = float("-inf")  # `auto`: the region has no historical API
+        self._hold_until = float("-inf")  # a 429's Retry-After, for every call
         self.page_size = page_size
         self.page_concurrency = page_concurrency
         self.request_timeout = request_timeout
@@ -150,7 +186,9 @@ class ModelArtsClient:
 
     def telemetry(self) -> Telemetry:
         auth_requests = self.auth.requests_sent() if self.auth is not None else {}
-        return Telemetry(self.requests.snapshot(), auth_requests, self.clock_skew)
+        return Telemetry(
+            self.requests.snapshot(), auth_requests, self.clock_skew, self._flavor_failures
+        )
 
     def list_instances(self) -> Listing:
         """One refresh: every page of the configured API(s), each notebook once."""
@@ -158,16 +196,65 @@ class ModelArtsClient:
         pages: list[Page] = []
         # Where both APIs list a notebook, the historical one's record is kept: it alone
         # tells queue rank, flavor sales and error codes.
-        if self.api in ("demanager", "both"):
-            pages += self._paginate(lambda n: self._demanager_page(n, refresh), self.page_size)
-        if self.api in ("notebooks", "both"):
-            pages += self._paginate(lambda n: self._notebooks_page(n, refresh), PAGE_SIZE_V2)
+        if self.api in ("demanager", "both") or (
+            self.api == "auto" and self._clock() >= self._historical_until
+        ):
+            pages += self._historical_pages(refresh)
+        flavors: tuple[Flavor, ...] = ()
+        if self.api in ("notebooks", "both", "auto"):
+            flavors = self._current_flavors(refresh)
+            lookup = {flavor.name: flavor for flavor in flavors}
+            for feature in FEATURES:
+                fetch = functools.partial(
+                    self._notebooks_page, feature=feature, flavors=lookup, refresh=refresh
+                )
+                pages += self._paginate(fetch, PAGE_SIZE_V2)
         seen: dict[str, Instance] = {}
         for page in pages:
             for instance in page.instances:
                 # Instances shift between pages while we read: keep the first copy only.
                 seen.setdefault(same_notebook(instance.id), instance)
-        return Listing(list(seen.values()), sum(p.invalid for p in pages))
+        return Listing(list(seen.values()), sum(p.invalid for p in pages), flavors)
+
+    def _historical_pages(self, refresh: _Refresh) -> list[Page]:
+        try:
+            return self._paginate(lambda n: self._demanager_page(n, refresh), self.page_size)
+        except ApiError as err:
+            if self.api != "auto" or err.status != 404:
+                raise
+        # The gateway's 404 (APIG.0101) for an API not published in this region: an empty
+        # source, not a failure. Said once, asked again in an hour.
+        if self._historical_until == float("-inf"):
+            log.info("the historical list API is not offered here (404); listing the newer one")
+        self._historical_until = self._clock() + HISTORICAL_RECHECK
+        return []
+
+    def _current_flavors(self, refresh: _Refresh) -> tuple[Flavor, ...]:
+        """The flavors listing, fetched once per `flavor_ttl`; on failure the last good one
+        (an authentication failure still ends the refresh)."""
+        now = self._clock()
+        if now < self._flavors_until:
+            return self._flavors
+        try:
+            body = self._get(self.flavors_url, {}, refresh, "listing flavors")
+            flavors, _ = parse_flavors_page(body)
+        except MalformedResponse as err:
+            failure: ApiError = ApiError(f"unreadable flavors response: {err}", code="malformed")
+        except ApiError as err:
+            if err.is_auth:
+                raise
+            failure = err
+        else:
+            self._flavors, self._flavors_until = tuple(flavors), now + self.flavor_ttl
+            return self._flavors
+        self._flavor_failures += 1
+        self._flavors_until = now + min(self.flavor_ttl, FLAVOR_RETRY)
+        log.warning(
+            "flavors listing failed, keeping the last good one (%d flavors): %s",
+            len(self._flavors),
+            failure,
+        )
+        return self._flavors
 
     def _paginate(self, fetch: Callable[[int], Page], size: int) -> list[Page]:
         """Pages 0, 1, ... of `size` records: the rest side by side once the first tells
@@ -195,13 +282,15 @@ class ModelArtsClient:
 
     def _demanager_page(self, number: int, refresh: _Refresh) -> Page:
         params = self.query.params(number * self.page_size, self.page_size)
-        return self._parse(self._get(self.url, params, refresh), parse_page)
+        return self._parse(self._get(self.url, params, refresh, LIST_PERMISSION), parse_page)
 
-    def _notebooks_page(self, number: int, refresh: _Refresh) -> Page:
-        params = {"offset": str(number), "limit": str(PAGE_SIZE_V2)}
-        if self.query.pool_id:
-            params["pool_id"] = self.query.pool_id
-        return self._parse(self._get(self.notebooks_url, params, refresh), parse_notebooks_page)
+    def _notebooks_page(
+        self, number: int, feature: str, flavors: dict[str, Flavor], refresh: _Refresh
+    ) -> Page:
+        params = self.query.notebooks_params(number * PAGE_SIZE_V2, feature)
+        permission = LIST_PERMISSION if self.query.show_self else LIST_ALL_PERMISSION
+        body = self._get(self.notebooks_url, params, refresh, permission)
+        return self._parse(body, lambda b: parse_notebooks_page(b, flavors))
 
     @staticmethod
     def _parse(body: bytes, parse: Callable[[bytes], Page]) -> Page:
@@ -210,11 +299,12 @@ class ModelArtsClient:
         except MalformedResponse as err:
             raise ApiError(f"unreadable list response: {err}", code="malformed") from None
 
-    def _get(self, url: str, params: dict[str, str], refresh: _Refresh) -> bytes:
+    def _get(self, url: str, params: dict[str, str], refresh: _Refresh, needs: str) -> bytes:
         """One GET with the retry policy: 5xx and dropped connections once, 429 after waiting,
-        and one renewal of the credentials per refresh."""
+        and one renewal of the credentials per refresh. `needs`: the permission it takes."""
         attempts_5xx = waits_429 = 0
         while True:
+            self._wait_for_hold(refresh)
             remaining = refresh.deadline - self._clock()
             if remaining <= 0:
                 raise ApiError(
@@ -225,9 +315,13 @@ class ModelArtsClient:
             except ApiError as err:
                 if self._renew_once(err, refresh):
                     continue
+                if err.status == 429:
+                    self._hold_until = max(
+                        self._hold_until, self._clock() + (err.retry_after or 1.0)
+                    )
                 pause = self._retry_pause(err, attempts_5xx, waits_429)
                 if pause is None or self._clock() + pause >= refresh.deadline:
-                    raise
+                    raise self._refused(err, refresh, needs) from None
                 if err.status == 429:
                     waits_429 += 1
                 else:
@@ -235,9 +329,35 @@ class ModelArtsClient:
                 log.debug("retrying list request in %.1fs after: %s", pause, err)
                 self._sleep(pause)
 
+    def _wait_for_hold(self, refresh: _Refresh) -> None:
+        """No request before an earlier answer's `Retry-After`, nor after a refusal."""
+        if refresh.refused is not None:
+            raise refresh.refused
+        wait = self._hold_until - self._clock()
+        if wait <= 0:
+            return
+        if self._clock() + wait >= refresh.deadline:
+            raise ApiError(
+                f"throttled: Retry-After holds for {wait:.0f}s more",
+                status=429,
+                code="throttled",
+                retry_after=wait,
+            )
+        self._sleep(wait)
+
+    @staticmethod
+    def _refused(err: ApiError, refresh: _Refresh, needs: str) -> ApiError:
+        """An authentication failure ends the refresh; a 403 names what is missing."""
+        if err.status == 403 and not isinstance(err, CredentialError):
+            err = err.with_hint(f"permission denied: the credentials need {needs}")
+        if err.is_auth:
+            refresh.refused = err
+        return err
+
     def _renew_once(self, err: ApiError, refresh: _Refresh) -> bool:
-        """An expired or revoked token: fetch a new one, once per refresh."""
-        refused = err.is_auth and not isinstance(err, CredentialError)
+        """An expired or revoked token (401): fetch a new one, once per refresh. A 403 is a
+        missing permission: new credentials of the same user would not have it."""
+        refused = err.status == 401 and not isinstance(err, CredentialError)
         with refresh.lock:
             if not refused or refresh.renewed or self.auth is None or not self.auth.renew():
                 return False

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, TypeAdapter
 
-from exporter.modelarts.instance import Instance
+from exporter.modelarts.flavors import flavor_type, memory_bytes
+from exporter.modelarts.instance import REASON_LENGTH, Instance
 from exporter.modelarts.records import (
     Model,
     MsTimestamp,
@@ -39,8 +40,20 @@ class Spec(Model):
     failed_reasons: FailedReasons | None = None
 
 
+class FlavorParams(Model):
+    """`flavor_details.params`: what a notebook of the flavor is given."""
+
+    CPU: Number = None  # cores
+    GPU: Number = None  # cards
+    NPU: Number = None  # cards
+    memory: Text = ""  # "64GiB"
+    gpu_type: Text = ""  # "v100NV32"
+    npu_type: Text = ""
+
+
 class FlavorDetails(Model):
     name: Text = ""
+    params: FlavorParams | None = None
     status: Text = ""  # onSale | soldOut
     type: Text = ""  # CPU | GPU | ASCEND
     promo_type: Text = ""  # Free | NoDiscount
@@ -115,12 +128,15 @@ class InstanceRecord(Model):
         auto_stop = spec.auto_stop or AutoStop()
         queue = self.queuing_info or QueuingInfo()
         pool = self.pool or Pool()
+        sizes = details.params or FlavorParams()
+        flavor = self.flavor or details.name
+        reasons = spec.failed_reasons or FailedReasons()
         return Instance(
             id=self.id,
             status=self.status,
             name=self.name,
-            flavor=self.flavor or details.name,
-            flavor_type=profile.flavor_type or details.type,
+            flavor=flavor,
+            flavor_type=flavor_type(profile.flavor_type, details.type, name=flavor),
             pool_id=pool.id,
             pool_name=pool.name,
             pool_type=pool.type,
@@ -130,9 +146,11 @@ class InstanceRecord(Model):
             created=self.creation_timestamp,
             updated=self.latest_update_timestamp,
             auto_stop=auto_stop.enable,
+            auto_stop_type="TIMING" if auto_stop.enable else "",
             stop_timestamp=auto_stop.stop_timestamp,
             stop_remaining=auto_stop.remain_time,
             error=self._error(spec.failed_reasons),
+            reason=reasons.message[:REASON_LENGTH],
             flavor_sale=details.status,
             flavor_queue_length=details.queuing_num,
             flavor_queue_left=details.queue_left_time,
@@ -141,14 +159,19 @@ class InstanceRecord(Model):
             queue_begin=queue.begin_timestamp,
             queue_end=queue.end_timestamp,
             queue_remaining=queue.remain_time,
+            cpu=sizes.CPU,
+            memory=memory_bytes(sizes.memory) if sizes.memory else None,
+            gpu=sizes.GPU or None,
+            npu=sizes.NPU or None,
+            accelerator=sizes.npu_type or sizes.gpu_type,
         )
 
     def _error(self, reasons: FailedReasons | None) -> str | None:
-        """The error code the instance reports, `unknown` for a reason without code."""
+        """The error code the instance reports; "" for a reason without a code."""
         if self.error_code:
             return self.error_code
         if reasons and (reasons.code or reasons.message):
-            return reasons.code or "unknown"
+            return reasons.code
         return None
 
 
@@ -167,5 +190,7 @@ _INSTANCE = TypeAdapter(InstanceRecord)
 
 def parse_page(body: bytes) -> Page:
     """One `demanager/instances` list response."""
-    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "instances", _INSTANCE)
+    page, instances, invalid = parse_records(
+        body, _FastPage, _RawPage, "instances", _INSTANCE, InstanceRecord.to_instance
+    )
     return Page(getattr(page, "total_count", None), instances, invalid)

@@ -31,6 +31,16 @@ class ApiError(Exception):
     def is_auth(self) -> bool:
         return self.status in (401, 403)
 
+    def with_hint(self, hint: str) -> ApiError:
+        """The same error, its message prefixed with what it most likely means."""
+        return type(self)(
+            f"{hint}: {super().__str__()}",
+            status=self.status,
+            code=self.code,
+            request_id=self.request_id,
+            retry_after=self.retry_after,
+        )
+
     def __str__(self) -> str:
         parts = [f"status={self.status}" if self.status else "", self.code, super().__str__()]
         if self.request_id:

@@ -17,7 +17,7 @@ class Instance:
     status: str
     name: str = ""
     flavor: str = ""
-    flavor_type: str = ""  # CPU | GPU | Ascend
+    flavor_type: str = ""  # CPU | GPU | Ascend (one spelling on both APIs)
     pool_id: str = ""  # "" is the public pool
     pool_name: str = ""
     pool_type: str = ""
@@ -27,9 +27,11 @@ class Instance:
     created: float | None = None  # Unix seconds
     updated: float | None = None
     auto_stop: bool | None = None  # enabled?
+    auto_stop_type: str = ""  # TIMING (stops at a time) | IDLE (stops when idle: no time)
     stop_timestamp: float | None = None  # when it stops by itself
     stop_remaining: float | None = None  # seconds left when listed, where that is all we know
-    error: str | None = None  # error code, or failure reason
+    error: str | None = None  # the error code ("" when the API gives only a reason)
+    reason: str = ""  # the failure reason in words, at most REASON_LENGTH characters
     flavor_sale: str = ""  # onSale | soldOut
     flavor_queue_length: float | None = None  # notebooks queuing for the flavor
     flavor_queue_left: float | None = None  # estimated queue time of the flavor
@@ -38,6 +40,12 @@ class Instance:
     queue_begin: float | None = None
     queue_end: float | None = None
     queue_remaining: float | None = None  # seconds left when listed
+    # What the notebook was given, where known (its flavor, or its custom spec).
+    cpu: float | None = None  # cores
+    memory: float | None = None  # bytes
+    gpu: float | None = None  # cards
+    npu: float | None = None  # cards
+    accelerator: str = ""  # the GPU or NPU model: T4, A100, Ascend910B
 
     def __post_init__(self) -> None:
         # Statuses, flavors, pools, users and images repeat across a fleet: share them.
@@ -46,6 +54,8 @@ class Instance:
             if type(value) is str:
                 object.__setattr__(self, name, sys.intern(value))
 
+
+REASON_LENGTH = 100  # a label value: long enough to read, short enough to stay a label
 
 _INTERNED = tuple(
     f.name for f in fields(Instance) if f.type == "str" and f.name not in ("id", "name")

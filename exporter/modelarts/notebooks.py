@@ -1,20 +1,24 @@
-"""The newer Notebook API (`GET /v1/{project_id}/notebooks`), mapped onto `Instance`.
+"""The newer Notebook API (`GET /v1/{project_id}/notebooks[/all]`), read into `Instance`.
 
-The vendor files `demanager` under historical APIs; notebooks created through the new
-API appear only here. Each record is normalised into the same `Instance` the rest of
-the exporter reads: `lease` becomes auto-stop, `fail_reason` the error, `image`, `pool`
-and `user` the info labels. Ids are the same notebook's in both APIs once the `DE-`
-prefix of the older one is set aside, which is how `api: both` counts each notebook once
-(keeping the older API's record, the only one with queue and flavor-sales details).
+Field names, types and units are the vendor SDK's (`huaweicloudsdkmodelarts.v1.model`:
+`NotebookResp`, `Lease`, `NotebookCustomSpecRep`, `Image`, `Pool`, `UserResponse`);
+tests/unit/modelarts/test_vendor_models.py fails when a field read here is not one of
+them. `NotebookResp` has no top-level times: `lease.create_at` is the creation time and
+`lease.update_at` the last update (UTC ms). A `TIMING` lease stops the notebook at
+`create_at + duration` (ms); an `IDLE` lease stops it when idle, at no known time.
+A custom spec (`flavor` "custom.flavor.spec.code") is described by `custom_spec`; other
+flavors by the flavors listing (`flavors.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, TypeAdapter
 
-from exporter.modelarts.instance import Instance
+from exporter.modelarts.flavors import Flavor, flavor_type
+from exporter.modelarts.instance import REASON_LENGTH, Instance
 from exporter.modelarts.records import (
     Model,
     MsTimestamp,
@@ -26,30 +30,44 @@ from exporter.modelarts.records import (
     parse_records,
 )
 
-PAGE_SIZE = 50  # the API accepts 10, 20 or 50
+PAGE_SIZE = 50  # the API accepts 10, 20 or 50 (SDK ListNotebooksRequest.limit)
+CUSTOM_FLAVOR = "custom.flavor.spec.code"
+MIB = 1024.0**2
+NO_FLAVORS: Mapping[str, Flavor] = {}
 
 
 class Lease(Model):
     create_at: MsTimestamp = None
     update_at: MsTimestamp = None
-    duration: Number = None  # milliseconds
+    duration: Number = None  # milliseconds, counted from create_at
     enable: bool | None = None
+    type: Text = ""  # TIMING | IDLE
 
 
 class Image(Model):
+    name: Text = ""  # without the tag
+    tag: Text = ""  # absent from the vendor's list example: then the tag of swr_path
+    swr_path: Text = ""  # registry/namespace/name:tag
+
+    def reference(self) -> str:
+        """`name:tag`, the form the historical API's image label has."""
+        tag = self.tag
+        if not tag and ":" in self.swr_path.rsplit("/", 1)[-1]:
+            tag = self.swr_path.rsplit(":", 1)[1]
+        return f"{self.name}:{tag}" if self.name and tag else self.name
+
+
+class NamedRef(Model):
     id: Text = ""
     name: Text = ""
-    swr_path: Text = ""
 
 
-class V2Pool(Model):
-    id: Text = ""
-    name: Text = ""
-
-
-class V2User(Model):
-    id: Text = ""
-    name: Text = ""
+class CustomSpec(Model):
+    cpu: Number = None  # cores
+    memory: Number = None  # MiB (at least 513, SDK NotebookCustomSpecRep.memory)
+    gpu: Number = None  # cards
+    gpu_type: Text = ""
+    category: Text = ""  # CPU | GPU
 
 
 class Notebook(Model):
@@ -57,53 +75,67 @@ class Notebook(Model):
     status: RequiredText
     name: Text = ""
     flavor: Text = ""
-    create_at: MsTimestamp = None
-    update_at: MsTimestamp = None
+    feature: Text = ""  # NOTEBOOK (billed) | DEFAULT (the free CodeLab instance)
     lease: Lease | None = None
     fail_reason: Text = ""
-    pool: V2Pool | None = None
-    user: V2User | None = None
+    pool: NamedRef | None = None
+    user: NamedRef | None = None
     image: Image | None = None
     workspace_id: Text = ""
+    custom_spec: CustomSpec | None = None
 
-    def to_instance(self) -> Instance:
+    def to_instance(self, flavors: Mapping[str, Flavor] = NO_FLAVORS) -> Instance:
         lease = self.lease or Lease()
-        started = lease.update_at or lease.create_at
-        duration = lease.duration / 1000 if lease.duration is not None else None
-        running = self.status == "RUNNING" and started is not None and duration
-        pool = self.pool or V2Pool()
+        pool = self.pool or NamedRef()
+        spec = self.custom_spec or CustomSpec()
+        listed = flavors.get(self.flavor) or Flavor(self.flavor)
+        custom = self.custom_spec is not None
         return Instance(
             id=self.id,
             status=self.status,
             name=self.name,
             flavor=self.flavor,
-            flavor_type=flavor_type(self.flavor),
+            flavor_type=flavor_type(spec.category, listed.flavor_type, name=self.flavor),
             pool_id=pool.id,
             pool_name=pool.name,
             pool_type="USER_DEFINED" if pool.id else "",
             workspace_id=self.workspace_id,
             user_name=self.user.name if self.user else "",
-            image=self.image.name if self.image else "",
-            created=self.create_at,
-            updated=self.update_at,
+            image=self.image.reference() if self.image else "",
+            created=lease.create_at,
+            updated=lease.update_at,
             auto_stop=lease.enable,
-            stop_timestamp=started + duration if running and started and duration else None,
-            # The newer API gives a reason in words, no code: the words are the label value.
-            error=self.fail_reason[:100] or None,
+            auto_stop_type=lease.type if lease.enable else "",
+            stop_timestamp=_stop_time(self.status, lease),
+            # The newer API gives a reason in words, never a code.
+            error="" if self.fail_reason else None,
+            reason=self.fail_reason[:REASON_LENGTH],
+            flavor_sale=""
+            if listed.sold_out is None
+            else ("soldOut" if listed.sold_out else "onSale"),
+            cpu=spec.cpu if custom else listed.cpu,
+            memory=(None if spec.memory is None else spec.memory * MIB)
+            if custom
+            else listed.memory,
+            gpu=(spec.gpu or None) if custom else listed.gpu,
+            npu=None if custom else listed.npu,
+            accelerator=spec.gpu_type if custom else listed.accelerator,
         )
 
 
-def flavor_type(flavor: str) -> str:
-    """The newer API does not say; the flavor name does (`modelarts.vm.gpu.t4`)."""
-    name = flavor.lower()
-    for marker, kind in (("ascend", "Ascend"), ("gpu", "GPU"), ("cpu", "CPU")):
-        if marker in name:
-            return kind
-    return ""
+def _stop_time(status: str, lease: Lease) -> float | None:
+    """A running notebook's timed stop: `create_at + duration` (SDK `Lease.duration`)."""
+    if status != "RUNNING" or not lease.enable or lease.type == "IDLE":
+        return None
+    if lease.create_at is None or not lease.duration:
+        return None
+    return lease.create_at + lease.duration / 1000
 
 
 def same_notebook(instance_id: str) -> str:
-    """The key under which both APIs' records of one notebook meet."""
+    """The key under which both APIs' records of one notebook would meet (docs/targets.md:
+    the vendor does not say whether one notebook is listed by both; two different ones never
+    share a UUID, so this never merges two notebooks)."""
     return instance_id.removeprefix("DE-")
 
 
@@ -122,7 +154,8 @@ class _RawPage(Model):
 _NOTEBOOK = TypeAdapter(Notebook)
 
 
-def parse_notebooks_page(body: bytes) -> Page:
-    """One `/notebooks` list response, as Instances."""
-    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK)
+def parse_notebooks_page(body: bytes, flavors: Mapping[str, Flavor] = NO_FLAVORS) -> Page:
+    """One `/notebooks` list response, as Instances, their flavors looked up in `flavors`."""
+    convert: Callable[[Notebook], Instance] = lambda n: n.to_instance(flavors)  # noqa: E731
+    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK, convert)
     return Page(getattr(page, "total", None), instances, invalid, getattr(page, "pages", None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -121,31 +122,37 @@ class MalformedResponse(ValueError):
 
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def parse_records(
-    body: bytes, fast: type[M], raw: type[BaseModel], field: str, record: TypeAdapter[Any]
-) -> tuple[BaseModel, list[Any], int]:
+    body: bytes,
+    fast: type[M],
+    raw: type[BaseModel],
+    field: str,
+    record: TypeAdapter[Any],
+    convert: Callable[[Any], T],
+) -> tuple[BaseModel, list[T], int]:
     """Parse a list response; skip and count the records that cannot be read.
 
     The fast path validates straight from bytes; only when a record is bad do we fall
     back to validating record by record, so a good page never pays for the slow path.
-    Returns the page model, the readable records as Instances and how many were skipped.
+    Returns the page model, the readable records converted, and how many were skipped.
     """
     try:
         page: BaseModel = fast.model_validate_json(body)
-        return page, [r.to_instance() for r in getattr(page, field) or []], 0
+        return page, [convert(r) for r in getattr(page, field) or []], 0
     except ValidationError:
         pass
     try:
         page = raw.model_validate(json.loads(body))
     except (ValueError, ValidationError, RecursionError) as err:
         raise MalformedResponse(_short_reason(err)) from None
-    kept: list[Any] = []
+    kept: list[T] = []
     records = getattr(page, field) or []
     for item in records:
         try:
-            kept.append(record.validate_python(item).to_instance())
+            kept.append(convert(record.validate_python(item)))
         except (ValidationError, RecursionError):
             continue
     return page, kept, len(records) - len(kept)

@@ -130,7 +130,9 @@ class SnapshotCache:
             self._failed(started, None)
             return
         finished = self._clock()
-        snapshot = Snapshot(self.project_id, tuple(listing.instances), started, self._options)
+        snapshot = Snapshot(
+            self.project_id, tuple(listing.instances), started, self._options, listing.flavors
+        )
         self._fresh["listing"] = snapshot
         self._last_good = snapshot
         self._up = True

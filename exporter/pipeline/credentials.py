@@ -39,7 +39,12 @@ def build_provider(
     if mode == "ecs":
         session = requests.Session()
         session.trust_env = False  # the link-local metadata service is never behind a proxy
-        return EcsAgencyProvider(settings.metadata_url, session=session, clock=clock)
+        return EcsAgencyProvider(
+            settings.metadata_url, session=session, clock=clock, project_id=settings.project_id
+        )
     return AkSkProvider(
-        settings.ak or SecretStr(""), settings.sk or SecretStr(""), settings.security_token
+        settings.ak or SecretStr(""),
+        settings.sk or SecretStr(""),
+        settings.security_token,
+        project_id=settings.project_id,
     )

@@ -34,6 +34,7 @@ class Target:
             self.provider,
             query=ListQuery(settings.show_self, settings.pool_id, settings.workspace_id),
             api=settings.api,
+            flavor_ttl=settings.flavor_cache_ttl,
             page_size=settings.page_size,
             page_concurrency=settings.page_concurrency,
             request_timeout=settings.request_timeout,

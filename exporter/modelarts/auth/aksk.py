@@ -12,8 +12,14 @@ from exporter.modelarts.auth.signer import AkSkAuth
 class AkSkProvider(CredentialProvider):
     mode = "aksk"
 
-    def __init__(self, ak: SecretStr, sk: SecretStr, security_token: SecretStr | None = None):
-        self._signer = AkSkAuth(ak, sk, security_token)
+    def __init__(
+        self,
+        ak: SecretStr,
+        sk: SecretStr,
+        security_token: SecretStr | None = None,
+        project_id: str = "",
+    ):
+        self._signer = AkSkAuth(ak, sk, security_token, project_id=project_id)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         return self._signer(request)

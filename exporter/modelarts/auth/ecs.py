@@ -29,9 +29,11 @@ class EcsAgencyProvider(ExpiringCredentials):
         session: requests.Session,
         timeout: float = 3.0,
         clock: Callable[[], float],
+        project_id: str = "",
     ) -> None:
         super().__init__(session, timeout, clock)
         self.url = metadata_url
+        self.project_id = project_id
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         signer: AkSkAuth = self.current()
@@ -52,6 +54,7 @@ class EcsAgencyProvider(ExpiringCredentials):
             SecretStr(str(credential["secret"])),
             SecretStr(str(credential["securitytoken"])),
             clock=lambda: datetime.fromtimestamp(self.clock(), timezone.utc),
+            project_id=self.project_id,
         )
         return signer, parse_expiry(credential["expires_at"], "metadata credential")
 

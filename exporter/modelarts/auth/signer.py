@@ -120,16 +120,22 @@ class AkSkAuth(requests.auth.AuthBase):
     sk: SecretStr
     security_token: SecretStr | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    # Added and signed on every request, as the vendor SDK's BasicCredentials.sign_request
+    # does for project-scoped services.
+    project_id: str = ""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode("utf-8")
         token = self.security_token.get_secret_value() if self.security_token else None
+        headers = dict(request.headers)
+        if self.project_id:
+            headers["X-Project-Id"] = self.project_id
         signed = sign(
             request.method or "GET",
             request.url or "",
-            dict(request.headers),
+            headers,
             body,
             self.ak.get_secret_value(),
             self.sk.get_secret_value(),

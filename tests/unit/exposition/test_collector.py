@@ -144,9 +144,14 @@ def test_error_info_and_pools(metric_values):
     doc["instances"][1]["pool"] = {"id": "pool-1", "name": "team-a", "type": "USER_DEFINED"}
     m = metric_values(scrape(status_of(json.dumps(doc).encode())))
     assert m("modelarts_notebook_instance_error_info", id=RUNNING) == 1
+    # error_code holds codes only; a reason without a code has an empty one and its words.
     assert m.label_values("modelarts_notebook_instance_error_info", "error_code") == {
         "ModelArts.6404",
-        "unknown",
+        "",
+    }
+    assert m.label_values("modelarts_notebook_instance_error_info", "reason") == {
+        "",
+        "image pull failed",
     }
     assert m("modelarts_notebook_pool_info", pool_id="pool-1", pool_name="team-a") == 1
     assert m("modelarts_notebook_pool_info", pool_id="", pool_type="PUBLIC") == 1

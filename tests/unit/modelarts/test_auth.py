@@ -85,7 +85,9 @@ def ecs_provider(clock: Clock) -> EcsAgencyProvider:
 
 
 def client_for(provider: CredentialProvider, clock: Clock) -> ModelArtsClient:
-    return ModelArtsClient(BASE, PROJECT, provider, page_size=0, clock=clock, sleep=clock.sleep)
+    return ModelArtsClient(
+        BASE, PROJECT, provider, api="demanager", page_size=0, clock=clock, sleep=clock.sleep
+    )
 
 
 def list_calls() -> list[responses.Call]:
@@ -148,6 +150,19 @@ def test_a_401_is_answered_by_one_renewal():
     listing = client_for(iam_provider(clock), clock).list_instances()
     assert [i.id for i in listing.instances] == ["a"]
     assert [c.request.headers["X-Auth-Token"] for c in list_calls()] == ["token-1", "token-2"]
+
+
+@responses.activate
+def test_a_403_is_a_missing_permission_not_an_expired_token():
+    clock = Clock()
+    iam = FakeIam(clock)
+    responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
+    responses.get(LIST_URL, status=403, json={"error_code": "ModelArts.0203", "error_msg": "no"})
+    with pytest.raises(
+        ApiError, match="permission denied: the credentials need modelarts:notebook:list"
+    ):
+        client_for(iam_provider(clock), clock).list_instances()
+    assert len(auth_calls()) == 1 and len(list_calls()) == 1  # no renewal, no second try
 
 
 @responses.activate

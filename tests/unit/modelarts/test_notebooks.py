@@ -1,28 +1,48 @@
-"""The newer Notebook API: records, statuses, paging, and both APIs together."""
+"""The newer Notebook API as the vendor defines it: records, lease, flavors, paging, sources.
+
+Sources cited per test: the vendor SDK's models (`huaweicloudsdkmodelarts.v1.model`), its
+published example response (tests/fixtures/notebooks-v2-list.json) and the vendor's
+Terraform provider (`data_source_huaweicloud_modelarts_notebooks.go`, which pages with
+`limit=50` and `offset += len(data)`).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 from pydantic import SecretStr
 
 from exporter.modelarts.auth.aksk import AkSkProvider
-from exporter.modelarts.client import ModelArtsClient
+from exporter.modelarts.client import ListQuery, ModelArtsClient
+from exporter.modelarts.errors import ApiError
+from exporter.modelarts.flavors import Flavor, flavor_type, parse_flavors_page
 from exporter.modelarts.notebooks import parse_notebooks_page
 from exporter.modelarts.statuses import KNOWN_STATUSES, NOTEBOOKS_ONLY_STATUSES
 from tests.support.tools import fixture_bytes
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
-PROJECT_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-PROJECT_B = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+ALL = f"{BASE}/v1/p1/notebooks/all"
+OWN = f"{BASE}/v1/p1/notebooks"
+FLAVORS = f"{BASE}/v1/p1/notebooks/flavors"
+HISTORICAL = f"{BASE}/v1/p1/demanager/instances"
 
 
-# -- the newer Notebook API ------------------------------------------------------------
+def example() -> dict:
+    return json.loads(fixture_bytes("notebooks-v2-list.json"))
 
 
-def test_the_vendor_notebooks_example_parses():
+def parse(doc: dict, flavors: dict[str, Flavor] | None = None):
+    return parse_notebooks_page(json.dumps(doc).encode(), flavors or {}).instances
+
+
+# -- records -----------------------------------------------------------------------------
+
+
+def test_the_vendor_example_parses_with_times_from_the_lease():
     page = parse_notebooks_page(fixture_bytes("notebooks-v2-list.json"))
     assert (page.total_count, page.pages, page.invalid) == (2, 1, 0)
     first = page.instances[0]
@@ -31,24 +51,117 @@ def test_the_vendor_notebooks_example_parses():
         "CREATING",
         "notebook_5ee4bf0e",
     )
+    # SDK Lease.create_at: "实例创建的时间，UTC毫秒"; NotebookResp has no top-level time.
+    assert first.created == pytest.approx(1638841805.439)
+    assert first.updated == pytest.approx(1638841805.439)
+    # SDK Image.name has no tag; the example's tag is in swr_path after the last ':'.
+    assert first.image == "notebook2.0-mul-kernel-cpu-cp36:3.3.2-release_v1"
     assert first.flavor == "modelarts.vm.cpu.free" and first.flavor_type == "CPU"
-    assert first.image == "notebook2.0-mul-kernel-cpu-cp36"
-    assert first.auto_stop is True
-    assert first.stop_timestamp is None  # not running: no stop time yet
+    assert first.auto_stop is True and first.stop_timestamp is None  # not running yet
 
 
-def test_lease_of_a_running_notebook_gives_its_stop_time_and_fail_reason_its_error():
-    doc = json.loads(fixture_bytes("notebooks-v2-list.json"))
-    doc["data"][0]["status"] = "RUNNING"
-    doc["data"][1]["status"] = "ERROR"
-    doc["data"][1]["fail_reason"] = "image pull failed"
-    doc["data"][1]["pool"] = {"id": "pool-1", "name": "team-a"}
-    doc["data"][1]["user"] = {"id": "u1", "name": "li.wei", "domain": "acme"}
-    running, failed = parse_notebooks_page(json.dumps(doc).encode()).instances
-    # The lease's duration is in milliseconds: 3,600,000 is an hour.
+def test_a_timing_lease_stops_at_create_at_plus_duration():
+    # SDK Lease.duration: counted from create_at; milliseconds (SDK LeaseReq, the example).
+    doc = example()
+    doc["data"][0].update(status="RUNNING", lease={**doc["data"][0]["lease"], "type": "TIMING"})
+    doc["data"][0]["lease"]["update_at"] = 1638845000000  # a later update moves nothing
+    running = parse(doc)[0]
     assert running.stop_timestamp == pytest.approx(1638841805.439 + 3600)
-    assert failed.error == "image pull failed"
+    assert (running.auto_stop, running.auto_stop_type) == (True, "TIMING")
+
+
+def test_an_idle_lease_has_auto_stop_on_but_no_stop_time():
+    # SDK Lease.type: "TIMING：自动停止。 IDLE：空闲停止。" (idle stop: no time to count to)
+    doc = example()
+    doc["data"][0].update(status="RUNNING", lease={**doc["data"][0]["lease"], "type": "IDLE"})
+    idle = parse(doc)[0]
+    assert (idle.auto_stop, idle.auto_stop_type, idle.stop_timestamp) == (True, "IDLE", None)
+
+
+def test_fail_reason_is_a_bounded_reason_not_an_error_code():
+    doc = example()
+    doc["data"][1].update(status="ERROR", fail_reason="image pull failed: " + "x" * 300)
+    doc["data"][1]["pool"] = {"id": "pool-1", "name": "team-a"}
+    doc["data"][1]["user"] = {"id": "u1", "name": "li.wei", "domain": {"id": "d", "name": "acme"}}
+    ok, failed = parse(doc)
+    assert ok.error is None and ok.reason == ""
+    assert failed.error == "" and failed.reason.startswith("image pull failed")
+    assert len(failed.reason) == 100
     assert (failed.pool_id, failed.pool_name, failed.user_name) == ("pool-1", "team-a", "li.wei")
+
+
+def test_a_custom_spec_gives_type_and_resources():
+    # SDK NotebookResp.flavor: "custom.flavor.spec.code" for a custom spec, described by
+    # NotebookCustomSpecRep {gpu, gpu_type, cpu, memory, category}.
+    doc = example()
+    doc["data"][0]["flavor"] = "custom.flavor.spec.code"
+    doc["data"][0]["custom_spec"] = {
+        "gpu": 1,
+        "gpu_type": "T4",
+        "cpu": 8,
+        "memory": 32768,
+        "category": "GPU",
+    }
+    custom = parse(doc)[0]
+    assert (custom.flavor_type, custom.cpu, custom.gpu, custom.accelerator) == ("GPU", 8, 1, "T4")
+    assert custom.memory == 32768 * 1024**2
+
+
+def test_the_flavors_listing_gives_type_resources_and_sales():
+    # SDK NotebookFlavor {category, vcpus, memory, gpu{gpu,type}, ascend{npu,type}, sold_out}
+    body = json.dumps(
+        {
+            "current": 0,
+            "data": [
+                {
+                    "id": "modelarts.bm.npu.arm.8snt9b3.d",
+                    "name": "Ascend: 8*Snt9b3",
+                    "category": "ASCEND",
+                    "vcpus": 192,
+                    "memory": 1572864 * 1024,
+                    "ascend": {"npu": 8, "type": "Ascend910B"},
+                    "sold_out": True,
+                    "free": False,
+                },
+                {"id": "bad", "name": "no numbers", "vcpus": "many"},
+            ],
+            "pages": 1,
+            "size": 2,
+            "total": 2,
+        }
+    ).encode()
+    flavors, invalid = parse_flavors_page(body)
+    assert invalid == 1
+    (npu,) = flavors
+    assert (npu.name, npu.flavor_type, npu.cpu, npu.npu, npu.accelerator) == (
+        "modelarts.bm.npu.arm.8snt9b3.d",
+        "Ascend",
+        192,
+        8,
+        "Ascend910B",
+    )
+    assert npu.memory == 1536 * 1024**3  # KiB in the listing (the vendor's example: 8388608 = 8 GB)
+    doc = example()
+    doc["data"][0]["flavor"] = npu.name
+    listed = parse(doc, {npu.name: npu})[0]
+    assert (listed.flavor_type, listed.npu, listed.flavor_sale) == ("Ascend", 8, "soldOut")
+
+
+@pytest.mark.parametrize(
+    ("declared", "name", "expected"),
+    [
+        (("ASCEND",), "", "Ascend"),  # NotebookFlavor.category; flavor_details.type
+        (("Ascend",), "", "Ascend"),  # profile.flavor_type of the historical API
+        ((), "modelarts.bm.d910.xlarge.1", "Ascend"),
+        ((), "modelarts.bm.npu.arm.8snt9b3.d", "Ascend"),
+        ((), "modelarts.vm.gpu.t4", "GPU"),
+        ((), "modelarts.vm.cpu.2u", "CPU"),
+        (("", "GPU"), "modelarts.vm.cpu.2u", "GPU"),  # what the API declares wins
+        ((), "custom.flavor.spec.code", ""),
+    ],
+)
+def test_flavor_type_has_one_spelling(declared, name, expected):
+    assert flavor_type(*declared, name=name) == expected
 
 
 def test_known_statuses_cover_both_apis():
@@ -56,20 +169,112 @@ def test_known_statuses_cover_both_apis():
     assert {"CREATE_QUEUING", "RESIZE_FAILED", "FROZEN", "SNAPSHOTTING"} <= set(KNOWN_STATUSES)
 
 
-def notebooks(*ids: str, pages: int = 1, total: int | None = None) -> dict[str, object]:
+# -- the listing -------------------------------------------------------------------------
+
+
+def notebooks(*ids: str, total: int | None = None) -> dict[str, object]:
     data = [{"id": i, "status": "RUNNING", "name": i} for i in ids]
-    return {"current": 0, "data": data, "pages": pages, "size": 50, "total": total or len(ids)}
+    total = len(ids) if total is None else total
+    return {"current": 0, "data": data, "pages": -(-total // 50), "size": 50, "total": total}
 
 
-def client(api: str) -> ModelArtsClient:
+def client(api: str = "notebooks", **query: object) -> ModelArtsClient:
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
-    return ModelArtsClient(BASE, "p1", auth, api=api, page_size=0)  # type: ignore[arg-type]
+    return ModelArtsClient(BASE, "p1", auth, api=api, page_size=0, query=ListQuery(**query))  # type: ignore[arg-type]
+
+
+def params_of(call: responses.Call) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+def serve(url: str, ids_by_feature: dict[str, list[str]]) -> None:
+    """A list endpoint that pages by record offset, 50 at most, per feature."""
+
+    def answer(request):
+        params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        ids = ids_by_feature.get(params.get("feature", "NOTEBOOK"), [])
+        offset, limit = int(params["offset"]), int(params["limit"])
+        return 200, {}, json.dumps(notebooks(*ids[offset : offset + limit], total=len(ids)))
+
+    responses.add_callback(responses.GET, url, callback=answer)
 
 
 @responses.activate
-def test_both_apis_count_each_notebook_once():
+def test_every_notebook_of_the_project_by_record_offsets_both_features():
+    # SDK ListNotebooksRequest.offset: "分页记录的起始位置偏移量" (a record offset); limit 10,
+    # 20 or 50; feature NOTEBOOK (default) or DEFAULT (CodeLab); ListAllNotebooks: "所有已创建".
+    responses.get(FLAVORS, json={"data": []})
+    serve(ALL, {"NOTEBOOK": [f"n{i}" for i in range(84)], "DEFAULT": ["codelab"]})
+    listing = client().list_instances()
+    assert len(listing.instances) == 85
+    lists = [params_of(c) for c in responses.calls if c.request.url.startswith(ALL)]
+    assert [(p["feature"], p["offset"], p["limit"]) for p in lists] == [
+        ("NOTEBOOK", "0", "50"),
+        ("NOTEBOOK", "50", "50"),
+        ("DEFAULT", "0", "50"),
+    ]
+
+
+@responses.activate
+def test_show_self_lists_the_callers_own_and_filters_are_sent():
+    responses.get(FLAVORS, json={"data": []})
+    serve(OWN, {"NOTEBOOK": ["mine"]})
+    client(show_self=True, workspace_id="ws-1", pool_id="pool-1").list_instances()
+    sent = [
+        params_of(c) for c in responses.calls if urlsplit(c.request.url).path.endswith("/notebooks")
+    ]
+    assert sent and all(p["workspace_id"] == "ws-1" and p["pool_id"] == "pool-1" for p in sent)
+    assert all("owner" not in p and "show_self" not in p for p in sent)  # not the SDK's
+
+
+@responses.activate
+def test_flavors_are_listed_once_per_ttl_and_a_failure_keeps_the_last_good_list(caplog):
+    clock = [1000.0]
+    flavor = {"id": "modelarts.vm.gpu.t4", "name": "t4", "category": "GPU", "sold_out": False}
+    responses.get(FLAVORS, json={"data": [flavor]})
+    responses.get(FLAVORS, status=500, json={"error_code": "ModelArts.0001", "error_msg": "x"})
+    serve(ALL, {"NOTEBOOK": ["a"]})
+    auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
+    c = ModelArtsClient(BASE, "p1", auth, api="notebooks", flavor_ttl=600, clock=lambda: clock[0])
+    assert [f.name for f in c.list_instances().flavors] == ["modelarts.vm.gpu.t4"]
+    clock[0] += 300
+    c.list_instances()
+    assert sum(c.request.url.startswith(FLAVORS) for c in responses.calls) == 1
+    clock[0] += 400  # past the TTL: listed again, and it fails (a 5xx is retried once)
+    listing = c.list_instances()
+    assert [i.id for i in listing.instances] == ["a"]  # instances are not blanked
+    assert [f.name for f in listing.flavors] == ["modelarts.vm.gpu.t4"]  # the last good one
+    assert c.telemetry().flavor_failures == 1
+    assert "flavors listing failed, keeping the last good one (1 flavors)" in caplog.text
+
+
+@responses.activate
+def test_auto_treats_a_missing_historical_api_as_an_empty_source_said_once(caplog):
+    caplog.set_level(logging.INFO)
+    # The API gateway's answer for an API not published: 404 APIG.0101.
+    responses.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
+    responses.get(FLAVORS, json={"data": []})
+    serve(ALL, {"NOTEBOOK": ["a"]})
+    c = client("auto")
+    assert [i.id for i in c.list_instances().instances] == ["a"]
+    assert [i.id for i in c.list_instances().instances] == ["a"]
+    assert (
+        sum(c.request.url.startswith(HISTORICAL) for c in responses.calls) == 1
+    )  # not asked again
+    assert caplog.text.count("historical list API is not offered here") == 1
+
+
+@responses.activate
+def test_both_insists_on_the_historical_api():
+    responses.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
+    with pytest.raises(ApiError, match=r"APIG\.0101"):
+        client("both").list_instances()
+
+
+@responses.activate
+def test_both_apis_count_each_notebook_once_keeping_the_historical_record():
     responses.get(
-        f"{BASE}/v1/p1/demanager/instances",
+        HISTORICAL,
         json={
             "total_count": 2,
             "instances": [
@@ -78,23 +283,69 @@ def test_both_apis_count_each_notebook_once():
             ],
         },
     )
-    responses.get(f"{BASE}/v1/p1/notebooks", json=notebooks("x", "z"))
-    listing = client("both").list_instances()
-    by_id = {i.id: i for i in listing.instances}
+    responses.get(FLAVORS, json={"data": []})
+    serve(ALL, {"NOTEBOOK": ["x", "z"]})
+    by_id = {i.id: i for i in client("auto").list_instances().instances}
     assert sorted(by_id) == ["DE-x", "DE-y", "z"]
     assert by_id["DE-x"].status == "START_QUEUING"  # the older API's record, with its queue
 
 
 @responses.activate
-def test_notebooks_pages_are_numbered_and_fifty_long():
-    url = f"{BASE}/v1/p1/notebooks"
-    ids = [f"n{i}" for i in range(120)]
-    for page in range(3):
-        chunk = ids[page * 50 : (page + 1) * 50]
-        responses.get(
-            url,
-            match=[responses.matchers.query_param_matcher({"offset": str(page), "limit": "50"})],
-            json=notebooks(*chunk, pages=3, total=120),
-        )
-    listing = client("notebooks").list_instances()
-    assert len(listing.instances) == 120 and len(responses.calls) == 3
+def test_a_403_names_the_permission_and_ends_the_refresh():
+    responses.get(FLAVORS, json={"data": []})
+    responses.get(ALL, status=403, json={"error_code": "ModelArts.0203", "error_msg": "denied"})
+    with pytest.raises(ApiError, match="modelarts:notebook:listAllNotebooks") as raised:
+        client().list_instances()
+    assert raised.value.status == 403
+    assert sum(c.request.url.startswith(ALL) for c in responses.calls) == 1  # no second feature
+
+
+@responses.activate
+def test_an_auth_failure_on_flavors_ends_the_refresh():
+    responses.get(FLAVORS, status=401, json={"error_code": "APIG.0301", "error_msg": "bad"})
+    serve(ALL, {"NOTEBOOK": ["a"]})
+    with pytest.raises(ApiError, match=r"APIG\.0301"):
+        client().list_instances()
+    assert [c.request.url.split("?")[0] for c in responses.calls] == [FLAVORS]
+
+
+@responses.activate
+def test_a_retry_after_holds_for_every_call():
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    responses.get(
+        FLAVORS, status=429, headers={"Retry-After": "3"}, json={"error_code": "APIG.0308"}
+    )
+    serve(ALL, {"NOTEBOOK": ["a"]})
+    auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
+    c = ModelArtsClient(
+        BASE, "p1", auth, api="notebooks", clock=lambda: clock[0], sleep=sleep, refresh_budget=30
+    )
+    times: list[float] = []
+    responses.calls.reset()
+    original = c.session.get
+
+    def timed(*args, **kwargs):
+        times.append(clock[0])
+        return original(*args, **kwargs)
+
+    c.session.get = timed  # type: ignore[method-assign]
+    c.list_instances()
+    # The flavors call was throttled three times (waiting twice, then given up on): the
+    # list call that follows it waits for the last Retry-After too.
+    first_list = next(
+        t
+        for t, call in zip(times, responses.calls, strict=True)
+        if call.request.url.startswith(ALL)
+    )
+    flavor_calls = [
+        t
+        for t, call in zip(times, responses.calls, strict=True)
+        if call.request.url.startswith(FLAVORS)
+    ]
+    assert len(flavor_calls) == 3 and first_list >= flavor_calls[-1] + 3
