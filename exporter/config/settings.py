@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         ENV_PREFIX + "METRICS_PER_INSTANCE",
         "export per-notebook series; --no-metrics.per-instance keeps only the aggregates",
     )
+    metrics_per_user: bool = _setting(
+        True,
+        "--metrics.per-user",
+        ENV_PREFIX + "METRICS_PER_USER",
+        "export modelarts_notebook_user_instances; --no-metrics.per-user leaves it out",
+    )
     metrics_info_labels: str = _setting(
         ",".join(INFO_LABELS),
         "--metrics.info-labels",
@@ -340,7 +346,9 @@ class Settings(BaseSettings):
     def series_options(self) -> SeriesOptions:
         labels = frozenset(n.strip() for n in self.metrics_info_labels.split(",") if n.strip())
         return SeriesOptions(
-            self.metrics_per_instance, None if labels == set(INFO_LABELS) else labels
+            self.metrics_per_instance,
+            None if labels == set(INFO_LABELS) else labels,
+            self.metrics_per_user,
         )
 
     @property

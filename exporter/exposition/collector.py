@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.exposition.formats import family_name
-from exporter.exposition.kinds import Labels
+from exporter.exposition.kinds import Line
 from exporter.exposition.metrics import METRICS, PER_SCRAPE, PER_SECOND, PER_SNAPSHOT
 from exporter.exposition.status import TargetStatus
 
@@ -41,32 +41,38 @@ class ModelArtsCollector(Collector):
         for metric in PER_SNAPSHOT:
             family = families[metric.name] = _family(metric.name, metric.help, metric.type)
             for snapshot in snapshots:
-                names, samples = snapshot.series(metric)
-                _add(family, metric.name, names, samples)
+                _add(family, snapshot.series(metric))
         for countdown in PER_SECOND:
-            family = families[countdown.name] = _family(
-                countdown.name, countdown.help, countdown.type
-            )
+            family = families[countdown.name] = _family(countdown.name, countdown.help, "gauge")
+            names = countdown.label_names
             for snapshot in snapshots:
                 found = snapshot.countdowns[countdown.name]
                 values = found.values(second)
-                samples = (
-                    ((snapshot.project_id, id_), float(v))
-                    for id_, v in zip(found.ids, values, strict=True)
+                _add(
+                    family,
+                    (
+                        (countdown.name, names, (snapshot.project_id, id_), float(v))
+                        for id_, v in zip(found.ids, values, strict=True)
+                    ),
                 )
-                _add(family, countdown.name, countdown.label_names, samples)
         for exporter in PER_SCRAPE:
             family = families[exporter.name] = _family(exporter.name, exporter.help, exporter.type)
+            names = exporter.label_names
             for status in statuses if exporter.per_project else statuses[:1]:
                 project = (status.project_id,) if exporter.per_project else ()
-                samples = (((*project, *labels), v) for labels, v in exporter.samples(status, now))
-                _add(family, exporter.name, exporter.label_names, samples)
+                _add(
+                    family,
+                    (
+                        (exporter.name, names, (*project, *labels), v)
+                        for labels, v in exporter.samples(status, now)
+                    ),
+                )
         return [families[m.name] for m in METRICS]
 
 
-def _add(family: Metric, name: str, names: Labels, samples: Iterable[tuple[Labels, float]]) -> None:
-    for labels, value in samples:
-        family.add_sample(name, dict(zip(names, labels, strict=True)), value)
+def _add(family: Metric, lines: Iterable[Line]) -> None:
+    for name, names, values, value in lines:
+        family.add_sample(name, dict(zip(names, values, strict=True)), value)
 
 
 def _family(name: str, help: str, type: str) -> Metric:

@@ -9,23 +9,26 @@ each is computed, are in `kinds.py`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from exporter import __version__
 from exporter.config.series import INFO_LABELS
+from exporter.exposition.changes import Histogram
 from exporter.exposition.kinds import (
     Anchor,
     CountdownMetric,
     ExporterMetric,
     FleetMetric,
+    HistogramMetric,
     InstanceMetric,
+    Labels,
+    Listed,
     Metric,
     Sample,
     SnapshotMetric,
     TargetState,
     computed_when,
 )
-from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
 from exporter.modelarts.statuses import KNOWN_STATUSES, QUEUING_STATUSES
 
@@ -41,8 +44,45 @@ def _one(value: float | None, *labels: str) -> Iterable[Sample]:
 
 
 def _info(i: Instance, _: float) -> Iterable[Sample]:
-    labels = (i.name, i.flavor, i.flavor_type, i.pool_id, i.workspace_id, i.user_name, i.image)
-    return ((labels, 1.0),)
+    return ((tuple(getattr(i, name) for name in INFO_LABELS), 1.0),)
+
+
+# resource, unit, and where an Instance keeps it
+RESOURCES = (
+    ("cpu", "core", "cpu"),
+    ("memory", "byte", "memory"),
+    ("gpu", "card", "gpu"),
+    ("npu", "card", "npu"),
+)
+
+
+def _resources(i: Instance, _: float = 0.0) -> Iterable[Sample]:
+    for resource, unit, attribute in RESOURCES:
+        amount = getattr(i, attribute)
+        if amount is not None:
+            yield (resource, unit), float(amount)
+
+
+def _resource_totals(listed: Listed) -> Iterable[Sample]:
+    totals: dict[Labels, float] = {}
+    for i in listed.instances:
+        for (resource, unit), amount in _resources(i):
+            key = (i.status, i.flavor, i.pool_id, resource, unit)
+            totals[key] = totals.get(key, 0.0) + amount
+    return sorted(totals.items())
+
+
+def _per_user(listed: Listed) -> Iterable[Sample]:
+    counts = Counter((i.user_name, i.status) for i in listed.instances)
+    return sorted((labels, float(n)) for labels, n in counts.items())
+
+
+def _transitions(listed: Listed) -> Iterable[Sample]:
+    return sorted((pair, float(n)) for pair, n in listed.changes.transitions.items())
+
+
+def _queue_waits(listed: Listed) -> Iterable[tuple[Labels, Histogram]]:
+    return sorted(listed.changes.queue_waits.items())
 
 
 def _stop_time(i: Instance, fetched_at: float) -> float | None:
@@ -75,8 +115,8 @@ def _stop_anchor(i: Instance, fetched_at: float) -> Anchor | None:
     return None if stop is None else (stop, -1.0)
 
 
-def _instance_counts(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
-    counts = Counter((i.status, i.flavor, i.pool_id) for i in instances)
+def _instance_counts(listed: Listed) -> Iterable[Sample]:
+    counts = Counter((i.status, i.flavor, i.pool_id) for i in listed.instances)
     seen = {status for status, _, _ in counts}
     for status in KNOWN_STATUSES:
         if status not in seen:  # so that `sum by (status)` always shows every status
@@ -86,26 +126,29 @@ def _instance_counts(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iter
 
 def _per_flavor(
     value: Callable[[Instance], float | None],
-) -> Callable[[Sequence[Instance], Sequence[Flavor]], Iterable[Sample]]:
+) -> Callable[[Listed], Iterable[Sample]]:
     """One sample per flavor, from the last notebook that reports it."""
 
-    def compute(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
-        found = {i.flavor: value(i) for i in instances}
+    def compute(listed: Listed) -> Iterable[Sample]:
+        found = {i.flavor: value(i) for i in listed.instances}
         return sorted(((flavor,), v) for flavor, v in found.items() if v is not None)
 
     return compute
 
 
-def _sold_out(instances: Sequence[Instance], flavors: Sequence[Flavor]) -> Iterable[Sample]:
+def _sold_out(listed: Listed) -> Iterable[Sample]:
     """What the notebooks' records say of their flavors (the historical API), then every
     flavor of the newer API's flavors listing."""
-    found = {i.flavor: float(i.flavor_sale == "soldOut") for i in instances if i.flavor_sale}
-    found.update((f.name, float(f.sold_out)) for f in flavors if f.sold_out is not None)
+    found = {i.flavor: float(i.flavor_sale == "soldOut") for i in listed.instances if i.flavor_sale}
+    found.update((f.name, float(f.sold_out)) for f in listed.flavors if f.sold_out is not None)
     return sorted(((flavor,), v) for flavor, v in found.items())
 
 
-def _pools(instances: Sequence[Instance], _: Sequence[Flavor]) -> Iterable[Sample]:
-    pools = {(i.pool_id, i.pool_name, i.pool_type) if i.pool_id else PUBLIC_POOL for i in instances}
+def _pools(listed: Listed) -> Iterable[Sample]:
+    pools = {
+        (i.pool_id, i.pool_name, i.pool_type) if i.pool_id else PUBLIC_POOL
+        for i in listed.instances
+    }
     return sorted((pool, 1.0) for pool in pools)
 
 
@@ -216,6 +259,42 @@ METRICS: tuple[Metric, ...] = (
         ("flavor",),
         value=_per_flavor(lambda i: i.flavor_queue_left),
     ),
+    InstanceMetric(
+        "modelarts_notebook_instance_resource_requests",
+        "What the notebook instance was given, where known: cpu in cores, memory in bytes, "
+        "gpu and npu in cards (its flavor, or its custom spec).",
+        ("id", "resource", "unit"),
+        value=_resources,
+    ),
+    FleetMetric(
+        "modelarts_notebook_resource_requests",
+        "The resources given to the notebooks, summed by status, flavor and pool, "
+        "with per-notebook series switched off too.",
+        ("status", "flavor", "pool_id", "resource", "unit"),
+        value=_resource_totals,
+    ),
+    FleetMetric(
+        "modelarts_notebook_user_instances",
+        "Notebook instances per user and status (user_name empty where the API gives none).",
+        ("user_name", "status"),
+        per_user=True,
+        value=_per_user,
+    ),
+    FleetMetric(
+        "modelarts_notebook_status_transitions_total",
+        "Status changes seen between two successive good listings; absent for a notebook "
+        "that appears or disappears. Changes undone between two listings are not seen.",
+        ("from", "to"),
+        type="counter",
+        value=_transitions,
+    ),
+    HistogramMetric(
+        "modelarts_notebook_queue_wait_seconds",
+        "Time notebooks waited in a queue, observed when they leave it: the first listing "
+        "without the queue minus the queue's begin time.",
+        ("flavor", "queue"),
+        value=_queue_waits,
+    ),
     FleetMetric(
         "modelarts_notebook_pool_info",
         "Resource pools in use; an empty pool_id is the public pool. Always 1.",
@@ -281,6 +360,12 @@ METRICS: tuple[Metric, ...] = (
         (),
         type="counter",
         value=lambda s, _: (((), float(s.invalid_total)),),
+    ),
+    ExporterMetric(
+        "modelarts_exporter_target_info",
+        "The target of the series of this project_id: its name, region and list API; always 1.",
+        ("target", "region", "api"),
+        value=lambda s, _: ((s.target, 1.0),),
     ),
     ExporterMetric(
         "modelarts_exporter_build_info",

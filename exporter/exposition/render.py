@@ -4,7 +4,8 @@
   a large fleet — assembled once per set of snapshots and format;
 - *countdowns*: the remaining and waiting times, in whole seconds, so the same for every
   scrape within one second (an HA pair, a burst of scrapers);
-- *exporter*: `modelarts_up`, data age, request counters: a few lines, written per scrape.
+- *exporter*: `modelarts_up`, data age, request counters and the process metrics: a few
+  lines, written per scrape.
 
 Gzip members may be concatenated (RFC 1952 §2.2), so each part is compressed once too,
 and a compressed scrape compresses only the few lines that changed.
@@ -22,6 +23,7 @@ from typing import Any
 
 from exporter.exposition.formats import Format, format_value, series_prefix
 from exporter.exposition.metrics import PER_SCRAPE, PER_SECOND, PER_SNAPSHOT
+from exporter.exposition.process import process_lines
 from exporter.exposition.snapshot import Snapshot
 from exporter.exposition.status import TargetStatus
 
@@ -73,9 +75,11 @@ class Renderer:
         self,
         sources: Callable[[], Sequence[TargetStatus]],
         clock: Callable[[], float] = time.time,
+        process_metrics: bool = True,
     ) -> None:
         self._sources = sources
         self._clock = clock
+        self._process_metrics = process_metrics
         self._lock = threading.Lock()
         self._static: dict[str, _Slot] = {}
         self._countdowns: dict[str, _Slot] = {}
@@ -97,7 +101,9 @@ class Renderer:
                 fmt,
                 static.value,
                 countdowns.value,
-                _exporter_section(statuses, fmt, now),
+                _exporter_section(statuses, fmt, now)
+                + (process_lines(fmt) if self._process_metrics else b"")
+                + fmt.eof,
                 static.gzipped,
                 countdowns.gzipped,
             )
@@ -157,4 +163,4 @@ def _exporter_section(statuses: Sequence[TargetStatus], fmt: Format, now: float)
                     for labels, v in metric.samples(status, now)
                 ).encode("utf-8")
             )
-    return b"".join(parts) + fmt.eof
+    return b"".join(parts)

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.config.series import SeriesOptions
+from exporter.exposition.changes import Changes
 from exporter.exposition.formats import format_value, series_prefix
-from exporter.exposition.kinds import Anchor, CountdownMetric, Labels, Metric, SnapshotMetric
+from exporter.exposition.kinds import Anchor, CountdownMetric, Line, Metric, SnapshotMetric
 from exporter.exposition.metrics import INFO_METRIC, PER_SECOND, PER_SNAPSHOT
 from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
@@ -49,6 +50,7 @@ class Snapshot:
     fetched_at: float  # Unix seconds, when the first page was requested
     options: SeriesOptions = field(default_factory=SeriesOptions)
     flavors: tuple[Flavor, ...] = ()  # the newer API's flavors listing, where there is one
+    changes: Changes = field(default_factory=Changes)  # since the exporter started
     static_lines: dict[str, bytes] = field(init=False, repr=False)  # metric name → sample lines
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
@@ -59,35 +61,39 @@ class Snapshot:
         object.__setattr__(self, "countdowns", countdowns)
 
     def exports(self, metric: Metric) -> bool:
+        if metric.per_user and not self.options.per_user:
+            return False
         return self.options.per_instance or not metric.per_instance
 
-    def series(self, metric: SnapshotMetric) -> tuple[Labels, Iterator[tuple[Labels, float]]]:
-        """Label names and (label values, value) of a clock-free metric, project_id first,
-        as the series options shape them."""
+    def series(self, metric: SnapshotMetric) -> Iterator[Line]:
+        """The exposition lines of a clock-free metric, project_id first, as the series
+        options shape them."""
         if not self.exports(metric):
-            return (), iter(())
-        samples = metric.snapshot_samples(self.instances, self.flavors, self.fetched_at)
+            return iter(())
+        lines = metric.lines(self, self.project_id)
         kept = self._kept_labels(metric)
         if kept is None:
-            names = metric.labels
-        else:
-            samples = ((tuple(labels[i] for i in kept), v) for labels, v in samples)
-            names = tuple(metric.labels[i] for i in kept)
-        project = self.project_id
-        return ("project_id", *names), (((project, *labels), v) for labels, v in samples)
+            return lines
+        return (
+            (name, tuple(names[i] for i in kept), tuple(values[i] for i in kept), value)
+            for name, names, values, value in lines
+        )
 
     def _kept_labels(self, metric: Metric) -> tuple[int, ...] | None:
         """Positions of the info labels kept (`--metrics.info-labels`), None for all."""
         keep = self.options.info_labels
         if keep is None or metric.name != INFO_METRIC:
             return None
-        return tuple(i for i, name in enumerate(metric.labels) if name == "id" or name in keep)
+        return tuple(
+            i
+            for i, name in enumerate(metric.label_names)
+            if name in ("project_id", "id") or name in keep
+        )
 
     def _static(self, metric: SnapshotMetric) -> bytes:
-        names, samples = self.series(metric)
         return "".join(
-            f"{series_prefix(metric.name, names, labels)}{format_value(v)}\n"
-            for labels, v in samples
+            f"{series_prefix(name, names, values)}{format_value(value)}\n"
+            for name, names, values, value in self.series(metric)
         ).encode("utf-8")
 
     def _countdown(self, metric: CountdownMetric) -> Countdown:

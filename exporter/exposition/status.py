@@ -17,6 +17,7 @@ class TargetStatus:
     last_duration: float | None = None
     invalid_total: int = 0
     telemetry: Telemetry = field(default_factory=Telemetry)
+    target: tuple[str, str, str] = ("", "", "")  # name, region, list API
 
     @property
     def fetched_at(self) -> float | None:

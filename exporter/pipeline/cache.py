@@ -18,6 +18,7 @@ from collections.abc import Callable
 from cachetools import TTLCache
 
 from exporter.config.series import SeriesOptions
+from exporter.exposition.changes import Changes
 from exporter.exposition.snapshot import Snapshot
 from exporter.exposition.status import TargetStatus
 from exporter.modelarts.client import Listing, Telemetry
@@ -40,6 +41,7 @@ class SnapshotCache:
         max_staleness: float,
         telemetry: Callable[[], Telemetry] = Telemetry,
         options: SeriesOptions | None = None,
+        target: tuple[str, str, str] = ("", "", ""),
         fetch_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -49,6 +51,7 @@ class SnapshotCache:
         self._fetch = fetch
         self._telemetry = telemetry
         self._options = options or SeriesOptions()
+        self._target = target  # name, region, list API: modelarts_exporter_target_info
         self._clock = clock
         # The longest a scrape waits for a refresh; the client's budget is checked only
         # between reads, and a peer that trickles bytes would hold every scrape.
@@ -57,6 +60,8 @@ class SnapshotCache:
         self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
         self._refresh_lock = threading.Lock()  # the single flight
         self._last_good: Snapshot | None = None
+        # Whatever was seen to change from one good listing to the next, since the start.
+        self._changes = Changes()
         self._up = False
         self._last_success: float | None = None
         self._last_duration: float | None = None
@@ -85,6 +90,7 @@ class SnapshotCache:
             last_duration=self._last_duration,
             invalid_total=self._invalid_total,
             telemetry=self._telemetry(),
+            target=self._target,
         )
 
     def _expired(self) -> bool:
@@ -130,8 +136,15 @@ class SnapshotCache:
             self._failed(started, None)
             return
         finished = self._clock()
+        previous = self._last_good.instances if self._last_good is not None else None
+        self._changes = self._changes.after(previous, listing.instances, started)
         snapshot = Snapshot(
-            self.project_id, tuple(listing.instances), started, self._options, listing.flavors
+            self.project_id,
+            tuple(listing.instances),
+            started,
+            self._options,
+            listing.flavors,
+            self._changes,
         )
         self._fresh["listing"] = snapshot
         self._last_good = snapshot

@@ -48,6 +48,7 @@ class Target:
             max_staleness=settings.max_staleness,
             telemetry=self.client.telemetry,
             options=settings.series_options,
+            target=(name, settings.region, settings.api),
             fetch_timeout=settings.refresh_budget + 2.0,
         )
 

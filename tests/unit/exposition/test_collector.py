@@ -19,6 +19,8 @@ from exporter.exposition.snapshot import Snapshot
 from exporter.exposition.status import TargetStatus
 from exporter.modelarts.client import Telemetry
 from exporter.modelarts.demanager import parse_page
+from exporter.modelarts.flavors import parse_flavors_page
+from exporter.modelarts.notebooks import parse_notebooks_page
 from exporter.modelarts.statuses import KNOWN_STATUSES
 from tests.support.exposition import parse_exposition
 from tests.support.tools import fixture_bytes, require_tool
@@ -36,7 +38,8 @@ def status_of(body: bytes, fetched_at: float = NOW - 10, **extra: object) -> Tar
 
 
 def scrape(status: TargetStatus, now: float = NOW, fmt=TEXT) -> str:
-    return bytes(Renderer(lambda: [status], clock=lambda: now).render(fmt)).decode()
+    renderer = Renderer(lambda: [status], clock=lambda: now, process_metrics=False)
+    return bytes(renderer.render(fmt)).decode()
 
 
 @pytest.fixture
@@ -296,3 +299,50 @@ def test_countdowns_are_rendered_once_per_second():
     clock[0] = 1594891001.0
     later = renderer.render(TEXT).countdowns
     assert later != first and b" 408\n" in first and b" 407\n" in later
+
+
+def test_the_newer_apis_example_end_to_end_with_its_flavors_listing(metric_values):
+    # tests/fixtures/notebooks-v2-list.json, the vendor's published example, through the
+    # parser, a snapshot and the renderer; a flavors listing as SDK NotebookFlavor defines it.
+    doc = json.loads(fixture_bytes("notebooks-v2-list.json"))
+    doc["data"][1].update(status="RUNNING")
+    doc["data"][1]["lease"]["type"] = "IDLE"
+    flavors, _ = parse_flavors_page(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "id": "modelarts.vm.cpu.2u",
+                        "name": "CPU: 2 vCPUs 8 GB",
+                        "category": "CPU",
+                        "vcpus": 2,
+                        "memory": 8388608,
+                        "sold_out": False,
+                        "free": False,
+                    },
+                    {
+                        "id": "modelarts.vm.cpu.free",
+                        "name": "free",
+                        "category": "CPU",
+                        "vcpus": 1,
+                        "memory": 4194304,
+                        "sold_out": True,
+                        "free": True,
+                    },
+                ]
+            }
+        ).encode()
+    )
+    page = parse_notebooks_page(json.dumps(doc).encode(), {f.name: f for f in flavors})
+    snapshot = Snapshot(PROJECT, tuple(page.instances), NOW - 10, flavors=tuple(flavors))
+    m = metric_values(scrape(TargetStatus(PROJECT, snapshot, up=True)))
+    creating, idle = "f9937afa-ca78-45b6-bc12-7ecf42553c48", "f9937afa-4451-42db-a76b-72d624749f66"
+    assert m("modelarts_notebook_instance_created_timestamp_seconds", id=creating) == 1638841805.439
+    assert m("modelarts_notebook_instance_auto_stop_enabled", id=idle, type="IDLE") == 1
+    assert not m.has("modelarts_notebook_instance_auto_stop_timestamp_seconds", id=idle)
+    assert not m.has("modelarts_notebook_instance_auto_stop_remaining_seconds", id=idle)
+    info = dict(next(iter(m.all("modelarts_notebook_instance_info", id=idle))))
+    assert info["image"] == "notebook2.0-mul-kernel-cpu-cp36:3.3.2-release_v1"
+    assert info["flavor_type"] == "CPU"
+    assert m("modelarts_notebook_flavor_sold_out", flavor="modelarts.vm.cpu.free") == 1
+    assert m("modelarts_notebook_flavor_sold_out", flavor="modelarts.vm.cpu.2u") == 0

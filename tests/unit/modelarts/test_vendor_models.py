@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import huaweicloudsdkcore.auth.endpoint as sdk_endpoint
 import pytest
+import requests
 import responses
 from huaweicloudsdkmodelarts.v1 import model as sdk
 from pydantic import BaseModel, SecretStr
@@ -19,6 +20,7 @@ from pydantic import BaseModel, SecretStr
 from exporter.config.settings import load_settings
 from exporter.modelarts import flavors, notebooks
 from exporter.modelarts.auth.aksk import AkSkProvider
+from exporter.modelarts.auth.ecs import EcsAgencyProvider
 from exporter.modelarts.client import ListQuery, ModelArtsClient
 from exporter.modelarts.endpoints import GLOBAL_IAM, IAM_REGIONS, iam_endpoint
 
@@ -145,3 +147,24 @@ def test_aksk_requests_carry_a_signed_x_project_id():
     assert headers["X-Project-Id"] == "p1"
     signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     assert "x-project-id" in signed
+
+
+@responses.activate
+def test_temporary_keys_sign_x_project_id_and_the_security_token():
+    metadata = "http://127.0.0.1:1/openstack/latest/securitykey"  # mocked, never contacted
+    credential = {
+        "access": "TMPAK",
+        "secret": "tmp-secret",
+        "securitytoken": "tmp-token",
+        "expires_at": "2099-01-01T00:00:00.000000Z",
+    }
+    responses.get(metadata, json={"credential": credential})
+    responses.get(f"{BASE}/v1/p1/demanager/instances", json={"instances": []})
+    auth = EcsAgencyProvider(
+        metadata, session=requests.Session(), clock=lambda: 1_800_000_000.0, project_id="p1"
+    )
+    ModelArtsClient(BASE, "p1", auth, api="demanager").list_instances()
+    headers = responses.calls[1].request.headers
+    signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"x-project-id", "x-security-token"} <= set(signed)
+    assert headers["X-Project-Id"] == "p1"
