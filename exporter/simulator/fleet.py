@@ -5,6 +5,12 @@ in CREATING, a failed start, a queued notebook...) so every status, alert and da
 panel has something to show at any moment. The rest live: they are created, queue for
 the sold-out free flavor and move up the queue, start, run until their auto-stop time,
 stop, restart, resize, occasionally fail, and are deleted and replaced.
+
+Some notebooks only the newer API lists (`newer_only`), all exhibits: one per status the
+historical API lacks, and the kinds it cannot show: free CodeLab notebooks (feature
+DEFAULT), notebooks in a second workspace, custom-spec notebooks on a dedicated pool, and
+IDLE leases. They come from a random generator of their own, so adding them changed
+nothing of the historical fleet (its ids, statuses, queues and life).
 """
 
 from __future__ import annotations
@@ -15,64 +21,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.modelarts.statuses import DEMANAGER_STATUSES, NOTEBOOKS_ONLY_STATUSES
-
-
-@dataclass(frozen=True)
-class Flavor:
-    name: str
-    type: str  # flavor_details.type: CPU | GPU | ASCEND
-    profile_type: str  # profile.flavor_type: CPU | GPU | Ascend
-    cpu: int
-    gpu: int
-    free: bool = False
-    sold_out: bool = False
-    pool: str | None = None  # only offered in this dedicated pool
-
-
-FLAVORS = (
-    Flavor("modelarts.vm.cpu.2u", "CPU", "CPU", 2, 0),
-    Flavor("modelarts.vm.cpu.8u", "CPU", "CPU", 8, 0),
-    Flavor("modelarts.vm.cpu.free", "CPU", "CPU", 1, 0, free=True),
-    Flavor("modelarts.vm.gpu.free", "GPU", "GPU", 4, 1, free=True, sold_out=True),
-    Flavor("modelarts.vm.gpu.t4", "GPU", "GPU", 8, 1),
-    Flavor("modelarts.bm.gpu.v100NV32", "GPU", "GPU", 8, 1),
-    Flavor("modelarts.bm.gpu.a100.8", "GPU", "GPU", 64, 8, pool="pool-7f3c2a91"),
-    Flavor("modelarts.bm.ascend.910b", "ASCEND", "Ascend", 24, 1, pool="pool-1b8e4d07"),
+from exporter.simulator.catalog import (
+    CALLER,
+    FLAVOR_BY_NAME,
+    FLAVORS,
+    IMAGES,
+    SECOND_WORKSPACE,
+    TEAM_IMAGE,
+    USERS,
+    CustomSpec,
+    Notebook,
 )
-POOLS = {
-    "pool-7f3c2a91": "vision-a100",
-    "pool-1b8e4d07": "nlp-ascend-910b",
-}
-USERS = ("ops_dev_env", "li.wei", "zhang.min", "a.kumar", "m.garcia", "chen.jing", "o.smith")
-IMAGES = (
-    ("mul-kernel-cpu-cp36", "2.0.5-B003"),
-    ("mul-kernel-gpu-cuda-cp36", "2.0.5-B003"),
-    ("pytorch2.1.0-cuda11.8-cudnn8-ubuntu20.04", "1.0.2"),
-    ("mindspore2.2.0-cann7.0-py3.9-euler2.10", "7.0.1"),
-)
-ERRORS = {
-    "CREATE_FAILED": ("ModelArts.6404", "Insufficient resources in the pool."),
-    "START_FAILED": ("ModelArts.6309", "Failed to pull the image."),
-    "RESIZE_FAILED": ("ModelArts.6410", "The target flavor is sold out."),
-    "UNAVAILABLE": ("ModelArts.6501", "The node hosting the notebook is faulty."),
-}
-# How the newer API names the statuses it shares with the older one in other words.
-V2_STATUS = {
-    "CREATE_QUEUING": "INIT",
-    "START_QUEUING": "STARTING",
-    "READY_TO_START": "STARTING",
-    "RESTARTING": "STARTING",
-    "RESIZING": "STOPPING",
-    "UNAVAILABLE": "ERROR",
-    "RESIZE_FAILED": "ERROR",
-}
-V2_ERRORS = {
-    "ERROR": ("", "The notebook's container exited unexpectedly."),
-    "DELETE_FAILED": ("", "Failed to release the EVS volume."),
-}
+from exporter.simulator.records import demanager_record, notebook_record
+
 # How long each transitional status lasts, (min, max) seconds, before its next status.
 DURATIONS = {
     "CREATE_QUEUING": (120, 600),
@@ -88,146 +52,52 @@ TICK = 5.0  # seconds of simulated life per step
 PRUNE_DELETED_AFTER = 600.0
 
 
-@dataclass
-class Notebook:
-    id: str
+class Extra(NamedTuple):
+    """A newer-API-only notebook beyond the status exhibits."""
+
     name: str
-    flavor: Flavor
-    user: str
-    image: tuple[str, str]
-    workspace: str
-    created: float
     status: str
-    updated: float
-    exhibit: bool = False
-    duration: int = 3600  # auto-stop after this many seconds of running
-    auto_stop: bool = True
-    stop_at: float | None = None
-    queue_begin: float | None = None
-    queue_end: float | None = None
-    next_change: float = 0.0
-    relative_only: bool = False  # report remain_time without stop_timestamp, as some pages do
-
-    def record(self, now: float, queue_rank: int | None, queue_length: int) -> dict[str, Any]:
-        """The instance as the list API returns it."""
-        flavor = self.flavor
-        params: dict[str, Any] = {
-            "CPU": flavor.cpu,
-            "GPU": flavor.gpu,
-            "memory": f"{flavor.cpu * 4}GiB",
-        }
-        details: dict[str, Any] = {
-            "name": flavor.name,
-            "params": params,
-            "status": "soldOut" if flavor.sold_out else "onSale",
-            "type": flavor.type,
-            "promo_type": "Free" if flavor.free else "NoDiscount",
-        }
-        if flavor.free and flavor.sold_out:
-            details["queuing_num"] = queue_length
-            details["queue_left_time"] = 180 * queue_length
-        auto_stop: dict[str, Any] = {
-            "duration": self.duration,
-            "enable": self.auto_stop,
-            "prompt": True,
-        }
-        if self.status == "RUNNING" and self.auto_stop and self.stop_at is not None:
-            auto_stop["remain_time"] = max(0, int(self.stop_at - now))
-            if not self.relative_only:
-                auto_stop["stop_timestamp"] = _ms(self.stop_at)
-        error = ERRORS.get(self.status)
-        record: dict[str, Any] = {
-            "ai_project": {"id": "default-ai-project"},
-            "creation_timestamp": str(_ms(self.created)),
-            "description": "",
-            "flavor": flavor.name,
-            "flavor_details": details,
-            "id": self.id,
-            "latest_update_timestamp": str(_ms(self.updated)),
-            "name": self.name,
-            "profile": {
-                "de_type": "Notebook",
-                "flavor_type": flavor.profile_type,
-                "provision": {
-                    "spec": {
-                        "engine": "CCE",
-                        "params": {"image_name": self.image[0], "image_tag": self.image[1]},
-                    },
-                    "type": "Docker",
-                },
-            },
-            "spec": {
-                "auto_stop": auto_stop,
-                "failed_reasons": {"code": error[0], "message": error[1]} if error else None,
-                "storage": {"type": "evs", "location": {"path": "/home/ma-user/work"}},
-            },
-            "status": self.status,
-            "user": {"id": _user_id(self.user), "name": self.user},
-            "workspace": {"id": self.workspace},
-        }
-        if flavor.pool:
-            record["pool"] = {"id": flavor.pool, "name": POOLS[flavor.pool], "type": "USER_DEFINED"}
-        if error:
-            record["error_code"] = error[0]
-        if self.status in ("CREATE_QUEUING", "START_QUEUING") and queue_rank is not None:
-            record["queuing_info"] = {
-                "id": self.id,
-                "name": self.name,
-                "de_type": "Notebook",
-                "flavor": flavor.name,
-                "status": self.status,
-                "begin_timestamp": _ms(self.queue_begin or now),
-                "end_timestamp": _ms(self.queue_end or now),
-                "remain_time": max(0, int((self.queue_end or now) - now)),
-                "rank": queue_rank,
-            }
-        return record
-
-    def record_v2(self, now: float) -> dict[str, Any]:
-        """The notebook as the newer `/notebooks` API returns it."""
-        status = V2_STATUS.get(self.status, self.status)
-        running = self.status == "RUNNING" and self.stop_at is not None
-        lease_start = (self.stop_at or now) - self.duration if running else self.updated
-        record: dict[str, Any] = {
-            "id": self.id.removeprefix("DE-"),
-            "name": self.name,
-            "description": "",
-            "feature": "NOTEBOOK",
-            "flavor": self.flavor.name,
-            "status": status,
-            "create_at": _ms(self.created),
-            "update_at": _ms(self.updated),
-            "image": {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.image[0])),
-                "name": self.image[0],
-                "swr_path": f"swr.example.com/atelier/{self.image[0]}:{self.image[1]}",
-                "type": "BUILD_IN",
-            },
-            "lease": {
-                "create_at": _ms(lease_start),
-                "update_at": _ms(lease_start),
-                "duration": self.duration * 1000,
-                "enable": self.auto_stop,
-                "type": "TIMING",
-            },
-            "user": {"id": _user_id(self.user), "name": self.user, "domain": "acme"},
-            "workspace_id": self.workspace,
-            "volume": {"category": "EVS", "ownership": "MANAGED", "capacity": 50},
-        }
-        if self.flavor.pool:
-            record["pool"] = {"id": self.flavor.pool, "name": POOLS[self.flavor.pool]}
-        error = ERRORS.get(self.status) or V2_ERRORS.get(status)
-        if error:
-            record["fail_reason"] = error[1]
-        return record
+    user: str
+    flavor: str
+    workspace: str = "0"
+    feature: str = "NOTEBOOK"
+    lease_type: str = "TIMING"
+    custom: CustomSpec | None = None
 
 
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
-def _user_id(name: str) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_DNS, name).hex
+EXTRAS = (
+    # CodeLab: free, at most one per user (SDK NotebookResp.feature DEFAULT).
+    Extra("codelab-ops", "RUNNING", CALLER, "modelarts.vm.cpu.free", feature="DEFAULT"),
+    Extra("codelab-li", "STOPPED", "li.wei", "modelarts.vm.cpu.free", feature="DEFAULT"),
+    # A second workspace, so that the workspace filter matters.
+    Extra(
+        "ws-train-t4",
+        "RUNNING",
+        "a.kumar",
+        "modelarts.vm.gpu.t4",
+        SECOND_WORKSPACE,
+        "NOTEBOOK",
+        "IDLE",
+    ),
+    Extra("ws-eda", "RUNNING", CALLER, "modelarts.vm.cpu.8u", SECOND_WORKSPACE),
+    Extra("ws-v100-old", "STOPPED", "m.garcia", "modelarts.bm.gpu.v100NV32", SECOND_WORKSPACE),
+    # Custom specs on the A100 pool's nodes: `flavor` is then "custom.flavor.spec.code".
+    Extra(
+        "custom-2xa100",
+        "RUNNING",
+        "zhang.min",
+        "modelarts.bm.gpu.a100.8",
+        custom=CustomSpec(cpu=16.0, memory=131072, gpu=2.0, gpu_type="A100", category="GPU"),
+    ),
+    Extra(
+        "custom-cpu-prep",
+        "STOPPED",
+        CALLER,
+        "modelarts.bm.gpu.a100.8",
+        custom=CustomSpec(cpu=3.5, memory=14336),
+    ),
+    Extra("idle-8u", "RUNNING", "chen.jing", "modelarts.vm.cpu.8u", lease_type="IDLE"),
+)
 
 
 @dataclass
@@ -254,6 +124,8 @@ class Fleet:
             self.notebooks.append(self._new(status, self._now, exhibit=exhibit))
         for status in (*NOTEBOOKS_ONLY_STATUSES, "RUNNING", "STOPPED"):
             self.newer_only.append(self._new(status, self._now, exhibit=True))
+        extras_rng = random.Random(f"{self.seed}/newer-only")
+        self.newer_only.extend(self._extra(extra, self._now, extras_rng) for extra in EXTRAS)
 
     # -- life ---------------------------------------------------------------------------
 
@@ -275,16 +147,17 @@ class Fleet:
         with self._lock:
             ranks, lengths = self._queues()
             return [
-                nb.record(now, ranks.get(nb.id), lengths.get(nb.flavor.name, 0))
+                demanager_record(nb, now, ranks.get(nb.id), lengths.get(nb.flavor.name, 0))
                 for nb in self.notebooks
             ]
 
     def records_v2(self, now: float | None = None) -> list[dict[str, Any]]:
-        """The fleet as the newer API lists it: every notebook, and those only it knows."""
+        """The fleet as the newer API lists it: every notebook of every workspace and
+        feature, and those only it knows (`/notebooks/all` without its filters)."""
         now = self.clock() if now is None else now
         self.advance(now)
         with self._lock:
-            return [nb.record_v2(now) for nb in (*self.notebooks, *self.newer_only)]
+            return [notebook_record(nb) for nb in (*self.notebooks, *self.newer_only)]
 
     def _step(self, now: float) -> None:
         rng = self._rng
@@ -387,7 +260,7 @@ class Fleet:
             name=f"notebook-{self._serial:04d}-{rng.getrandbits(16):04x}",
             flavor=flavor,
             user=rng.choice(USERS),
-            image=IMAGES[2 if flavor.gpu else 0] if flavor.type != "ASCEND" else IMAGES[3],
+            image=IMAGES[2 if flavor.cards else 0] if flavor.type != "ASCEND" else IMAGES[3],
             workspace="0",
             created=min(created, updated),
             status=status,
@@ -396,6 +269,7 @@ class Fleet:
             duration=rng.choice((3600, 7200, 14400)),
             auto_stop=rng.random() < 0.9 or exhibit,
             relative_only=rng.random() < 0.1,
+            volume_gb=50 if self._serial % 5 == 0 else 5,  # no draw: the sequence stays
         )
         low, high = DURATIONS.get(status, (0, 0))
         nb.next_change = now + rng.uniform(low, high)
@@ -404,4 +278,29 @@ class Fleet:
         if queued:
             nb.queue_begin = now - rng.uniform(0, 300)
             nb.queue_end = now + rng.uniform(60, 900)
+        return nb
+
+    def _extra(self, extra: Extra, now: float, rng: random.Random) -> Notebook:
+        """One of EXTRAS: an exhibit that only the newer API lists, under a UUID."""
+        flavor = FLAVOR_BY_NAME[extra.flavor]
+        updated = now - rng.uniform(3600, 7200)
+        nb = Notebook(
+            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            name=extra.name,
+            flavor=flavor,
+            user=extra.user,
+            image=TEAM_IMAGE if extra.custom else IMAGES[2 if flavor.cards else 0],
+            workspace=extra.workspace,
+            created=updated - rng.uniform(600, 30 * 86400),
+            status=extra.status,
+            updated=updated,
+            exhibit=True,
+            duration=3600 if extra.feature == "DEFAULT" else rng.choice((3600, 7200, 14400)),
+            feature=extra.feature,
+            lease_type=extra.lease_type,
+            custom=extra.custom,
+            volume_gb=50 if extra.custom else 5,
+        )
+        if extra.status == "RUNNING" and extra.lease_type == "TIMING":
+            nb.stop_at = now + rng.uniform(60, nb.duration)
         return nb
