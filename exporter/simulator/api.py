@@ -126,6 +126,37 @@ class Simulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    # The identity's state, as attributes of the simulator as before.
+    @property
+    def ak(self) -> str:
+        return self.identity.ak
+
+    @property
+    def sk(self) -> str:
+        return self.identity.sk
+
+    @property
+    def security_token(self) -> str | None:
+        return self.identity.security_token
+
+    @property
+    def iam_users(self) -> dict[str, tuple[str, str]]:
+        return self.identity.iam_users
+
+    @property
+    def credential_lifetime(self) -> float:
+        return self.identity.credential_lifetime
+
+    @property
+    def tokens(self) -> dict[str, float]:
+        """IAM token → expiry."""
+        return self.identity.tokens
+
+    @property
+    def temporary_keys(self) -> dict[str, tuple[str, str, float]]:
+        """Temporary ak → sk, security token, expiry."""
+        return self.identity.temporary_keys
+
     def start(self) -> Simulator:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="simulator", daemon=True

@@ -10,7 +10,9 @@
   `/notebooks/all` lists every notebook of the project ("所有已创建", all created);
   `/notebooks` the caller's own unless `owner` names another user.
 - `GET /v1/{project_id}/notebooks/flavors` (SDK ListFlavors): `category`, `type`, `feature`,
-  record `offset`, and no `limit` unless one is given.
+  record `offset`, and no `limit` unless one is given ("默认不限制"). Without `feature`,
+  every flavor, the CodeLab one included: the SDK documents NOTEBOOK as the default, but
+  whether the server then leaves CodeLab flavors out is not established.
 
 A parameter the SDK does not define, or one the simulator does not model, is refused (400)
 on the newer paths, so a client that relies on it learns it here rather than in production.

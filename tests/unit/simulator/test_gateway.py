@@ -166,3 +166,33 @@ def test_body_faults_take_the_shape_of_the_path():
         sim.inject(Fault(kind="malformed"), times=1, path="demanager")
         _, body = call(sim, "demanager/instances", {"de_type": "Notebook"})
         assert body["instances"] == {"id": 42}
+
+
+def test_the_simulators_interface_is_kept():
+    sim = Simulator(Fleet(size=3, seed=1, evolve=False), security_token=None)
+    try:
+        assert sim.ak and sim.sk and sim.security_token is None and sim.iam_users
+        assert sim.credential_lifetime > 0 and sim.url.startswith("http://127.0.0.1:")
+        sim.issue_temporary_keys()
+        assert len(sim.temporary_keys) == 1
+        login = {
+            "auth": {
+                "identity": {
+                    "password": {
+                        "user": {
+                            "name": "demo-user",
+                            "password": "demo-password-0000",
+                            "domain": {"name": "demo-domain"},
+                        }
+                    }
+                },
+                "scope": {"project": {"id": DEMO_PROJECT_ID}},
+            }
+        }
+        assert sim.issue_token(json.dumps(login).encode())[0] == 201 and len(sim.tokens) == 1
+        assert sim.list_page({"de_type": "Notebook", "show_self": "false"})[0] == 200
+        assert sim.notebooks_page({"limit": "50"})[0] == 200
+        assert sim.flavors_page({})[0] == 200
+        assert len(sim.fleet.records()) == 3 and sim.fleet.records_v2()
+    finally:
+        sim._server.server_close()
