@@ -97,6 +97,8 @@ def test_requests_without_a_signed_x_project_id_are_counted_not_refused(sim: Sim
 
 
 def test_an_x_project_id_of_another_project_is_refused(sim: Simulator):
+    # The vendor documents no answer for a header naming another project than the path:
+    # our model is the gateway's authentication error, 401 APIG.0301.
     rejected = sim.stats.rejected
     for api in ("notebooks", "notebooks/all", "notebooks/flavors"):
         status, body = call(sim, api, x_project_id="ffffffffffffffffffffffffffffffff")
@@ -121,6 +123,8 @@ def test_a_retired_historical_api_is_not_published():
 
 
 def test_the_historical_api_keeps_its_paging_and_filters(sim: Simulator):
+    # API reference modelarts_03_0111: show_self "只显示自己，默认值是True"; limit default 0,
+    # every instance; offset a record offset.
     def page(**params: str) -> dict[str, Any]:
         status, doc = call(sim, "demanager/instances", {"de_type": "Notebook", **params})
         assert status == 200

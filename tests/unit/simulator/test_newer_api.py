@@ -127,11 +127,13 @@ def test_owner_filters_by_the_owners_user_id(sim: Simulator):
 
 
 def test_pool_status_and_name_filter(sim: Simulator):
+    # SDK ListNotebooksRequest.pool_id ("专属资源池ID"), .status (one NotebookResp status),
+    # .name ("模糊匹配", a fuzzy match).
     pooled = listing(sim, "notebooks/all", pool_id="pool-7f3c2a91")
     assert pooled and {r["pool"]["id"] for r in pooled} == {"pool-7f3c2a91"}
     running = listing(sim, "notebooks/all", status="RUNNING")
     assert running and {r["status"] for r in running} == {"RUNNING"}
-    named = listing(sim, "notebooks/all", name="CUSTOM")  # "模糊匹配": a fuzzy match
+    named = listing(sim, "notebooks/all", name="CUSTOM")
     assert {r["name"] for r in named} == {"custom-2xa100", "custom-cpu-prep"}
 
 
@@ -224,6 +226,7 @@ def test_the_image_name_has_no_tag(sim: Simulator):
 
 
 def test_failed_notebooks_say_why_and_pooled_ones_name_the_pool(sim: Simulator):
+    # SDK NotebookResp.fail_reason ("实例失败原因") and .pool (Pool {id, name}).
     for record in everything(sim):
         failed = record["status"] in ("CREATE_FAILED", "START_FAILED", "DELETE_FAILED", "ERROR")
         assert ("fail_reason" in record) == failed, record["status"]
