@@ -127,11 +127,12 @@ def _instance_counts(listed: Listed) -> Iterable[Sample]:
 def _per_flavor(
     value: Callable[[Instance], float | None],
 ) -> Callable[[Listed], Iterable[Sample]]:
-    """One sample per flavor, from the last notebook that reports it."""
+    """One sample per flavor, from the last notebook that reports it (a notebook of the
+    newer API, which reports nothing of its flavor's queue, never hides one that does)."""
 
     def compute(listed: Listed) -> Iterable[Sample]:
-        found = {i.flavor: value(i) for i in listed.instances}
-        return sorted(((flavor,), v) for flavor, v in found.items() if v is not None)
+        found = {i.flavor: v for i in listed.instances if (v := value(i)) is not None}
+        return sorted(((flavor,), v) for flavor, v in found.items())
 
     return compute
 

@@ -1,8 +1,9 @@
 """The ModelArts list APIs, simulated over HTTP on loopback, with faults on demand.
 
 It checks AK/SK signatures exactly as the gateway does (and X-Auth-Token for token
-auth), issues IAM tokens and ECS temporary keys as IAM and the metadata service do
-(`iam.py`), serves the fleet through the historical list, the newer lists and the flavors
+auth), issues IAM tokens and temporary keys as IAM, STS, the metadata service (with its
+session tokens) and the CCE pod identity agent do, and lists IAM's projects (`iam.py`),
+serves the fleet through the historical list, the newer lists and the flavors
 list with the vendor's parameters and shapes (`pages.py`, `records.py`), and can be told
 to fail: the next N requests (of every API path, or of some), or a random share of them,
 answer with a 5xx, a 429, a malformed or truncated body, a body that never ends, or not
@@ -21,20 +22,44 @@ from http.server import ThreadingHTTPServer
 
 from exporter.simulator.catalog import CALLER
 from exporter.simulator.fleet import Fleet
-from exporter.simulator.iam import MAX_CLOCK_SKEW, Identity, Problem
+from exporter.simulator.iam import (
+    DEMO_ID_TOKEN,
+    DEMO_IDP_ID,
+    DEMO_OIDC_AGENCY_URN,
+    DEMO_OIDC_PROVIDER_URN,
+    DEMO_POD_TOKEN,
+    DEMO_REGION,
+    MAX_CLOCK_SKEW,
+    Identity,
+    Problem,
+)
 from exporter.simulator.pages import Answer, Pages
-from exporter.simulator.routes import IAM_TOKENS_PATH, METADATA_PATH, Handler
+from exporter.simulator.routes import (
+    IAM_TOKENS_PATH,
+    METADATA_PATH,
+    METADATA_TOKEN_PATH,
+    POD_IDENTITY_PATH,
+    Handler,
+)
 
 __all__ = [
     "CALLER",
     "DEMO_AK",
     "DEMO_IAM_LOGIN",
     "DEMO_IAM_USER",
+    "DEMO_IDP_ID",
+    "DEMO_ID_TOKEN",
+    "DEMO_OIDC_AGENCY_URN",
+    "DEMO_OIDC_PROVIDER_URN",
+    "DEMO_POD_TOKEN",
     "DEMO_PROJECT_ID",
+    "DEMO_REGION",
     "DEMO_SK",
     "IAM_TOKENS_PATH",
     "MAX_CLOCK_SKEW",
     "METADATA_PATH",
+    "METADATA_TOKEN_PATH",
+    "POD_IDENTITY_PATH",
     "Fault",
     "Simulator",
     "Stats",
@@ -61,7 +86,8 @@ class Fault:
 @dataclass
 class Stats:
     requests: int = 0  # every request to a notebook list path (historical, /notebooks[/all])
-    listings: int = 0  # of those, requests for a first page (offset 0)
+    # First pages (offset 0; of the newer lists, of the default feature) by list path.
+    first_pages: dict[str, int] = field(default_factory=dict)
     flavor_requests: int = 0  # requests to /notebooks/flavors
     rejected: int = 0  # signature, token or X-Project-Id failures
     # AK/SK requests whose signed headers lack x-project-id, which the vendor's SDK signs
@@ -69,8 +95,17 @@ class Stats:
     unsigned_project_id: int = 0
     not_found: int = 0  # 404 APIG.0101: a path no API answers, or the retired historical one
     paths: dict[str, int] = field(default_factory=dict)  # "notebooks/all" → requests
-    iam_requests: int = 0
-    metadata_requests: int = 0
+    iam_requests: int = 0  # passwords, id tokens, temporary keys, projects
+    metadata_requests: int = 0  # the keys
+    metadata_token_requests: int = 0  # the session tokens (PUT)
+    sts_requests: int = 0
+    pod_identity_requests: int = 0
+
+    @property
+    def listings(self) -> int:
+        """Listings as the API saw them: one per exporter refresh, whichever list API(s)
+        it reads (each reads every list once per refresh)."""
+        return max(self.first_pages.values(), default=0)
 
 
 class Simulator:
@@ -96,6 +131,7 @@ class Simulator:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         demanager: bool = True,
+        region: str = DEMO_REGION,
     ) -> None:
         self.fleet = fleet or Fleet(seed=seed, clock=clock)
         self.project_id = project_id
@@ -107,6 +143,7 @@ class Simulator:
             iam_users=iam_users if iam_users is not None else {DEMO_IAM_USER: DEMO_IAM_LOGIN},
             credential_lifetime=credential_lifetime,
             clock=clock,
+            region=region,
         )
         self.pages = Pages(self.fleet, clock)
         self.demanager = demanager

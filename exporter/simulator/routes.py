@@ -1,5 +1,9 @@
 """The HTTP side: one request handler class, routed by method and path (`ROUTES`).
 
+Besides ModelArts: IAM (password tokens, OIDC federation, temporary keys, projects), STS
+(assume-with-oidc), the ECS metadata service (session tokens, keys) and the CCE pod
+identity agent, all on the same host, at the real services' paths.
+
 Every ModelArts call goes the gateway's way: the API must exist (404 APIG.0101 if not, as
 for a retired historical API), the request must be signed or carry a valid token, an
 `X-Project-Id` must name the path's project (401 APIG.0301), the project must be the
@@ -27,7 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IAM_TOKENS_PATH = "/v3/auth/tokens"
+IAM_ID_TOKEN_PATH = "/v3.0/OS-AUTH/id-token/tokens"
+IAM_SECURITY_TOKENS_PATH = "/v3.0/OS-CREDENTIAL/securitytokens"
+IAM_PROJECTS_PATH = "/v3/projects"
+STS_OIDC_PATH = "/v5/agencies/assume-with-oidc"
 METADATA_PATH = "/openstack/latest/securitykey"
+METADATA_TOKEN_PATH = "/meta-data/latest/api/token"
+POD_IDENTITY_PATH = "/v1/pod-identity/credentials"  # the agent's URL is given to the pod
 # The API gateway's answer for a path it does not publish (its error code table, APIG.0101).
 NOT_PUBLISHED = "The API does not exist or has not been published in the environment."
 DEMANAGER = "demanager/instances"
@@ -46,12 +56,20 @@ class Handler(BaseHTTPRequestHandler):
     ROUTES: ClassVar[dict[str, tuple[tuple[re.Pattern[str], str], ...]]] = {
         "GET": (
             (re.compile(METADATA_PATH), "metadata"),
+            (re.compile(IAM_PROJECTS_PATH), "iam_projects"),
             (_api(DEMANAGER), "demanager"),
             (_api(FLAVORS), "flavors"),
             (_api("notebooks/all"), "notebooks_all"),
             (_api("notebooks"), "notebooks"),
         ),
-        "POST": ((re.compile(IAM_TOKENS_PATH), "iam_token"),),
+        "POST": (
+            (re.compile(IAM_TOKENS_PATH), "iam_token"),
+            (re.compile(IAM_ID_TOKEN_PATH), "iam_id_token"),
+            (re.compile(IAM_SECURITY_TOKENS_PATH), "iam_security_token"),
+            (re.compile(STS_OIDC_PATH), "sts_oidc"),
+            (re.compile(POD_IDENTITY_PATH), "pod_identity"),
+        ),
+        "PUT": ((re.compile(METADATA_TOKEN_PATH), "metadata_token"),),
     }
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -62,6 +80,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
     def _dispatch(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -80,13 +101,53 @@ class Handler(BaseHTTPRequestHandler):
     def metadata(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
         with self.sim._lock:
             self.sim.stats.metadata_requests += 1
-        self._send(200, self.sim.issue_temporary_keys())
+        status, payload = self.sim.identity.metadata_keys(dict(self.headers.items()))
+        self._send(status, payload)
+
+    def metadata_token(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.metadata_token_requests += 1
+        status, payload = self.sim.identity.issue_metadata_token(dict(self.headers.items()))
+        self._send(status, payload, content_type="text/plain")
 
     def iam_token(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
         with self.sim._lock:
             self.sim.stats.iam_requests += 1
         status, headers, payload = self.sim.issue_token(body)
         self._send(status, payload, uuid.uuid4().hex, headers)
+
+    def iam_id_token(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.iam_requests += 1
+        headers = dict(self.headers.items())
+        status, answer_headers, payload = self.sim.identity.issue_token_by_id_token(headers, body)
+        self._send(status, payload, uuid.uuid4().hex, answer_headers)
+
+    def iam_security_token(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.iam_requests += 1
+        headers = dict(self.headers.items())
+        status, answer_headers, payload = self.sim.identity.issue_security_token(headers, body)
+        self._send(status, payload, uuid.uuid4().hex, answer_headers)
+
+    def iam_projects(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.iam_requests += 1
+        identity = self.sim.identity
+        status, payload = identity.list_projects("GET", self.path, dict(self.headers.items()))
+        self._send(status, payload, uuid.uuid4().hex)
+
+    def sts_oidc(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.sts_requests += 1
+        status, payload = self.sim.identity.assume_agency_with_oidc(body)
+        self._send(status, payload, uuid.uuid4().hex)
+
+    def pod_identity(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
+        with self.sim._lock:
+            self.sim.stats.pod_identity_requests += 1
+        status, payload = self.sim.identity.pod_identity_keys(dict(self.headers.items()))
+        self._send(status, payload)
 
     def demanager(self, route: re.Match[str], params: dict[str, str], body: bytes) -> None:
         if not self.sim.demanager:  # retired in this region: the gateway knows no such API
@@ -128,8 +189,11 @@ class Handler(BaseHTTPRequestHandler):
                 stats.flavor_requests += 1
             else:
                 stats.requests += 1
-                if params.get("offset", "0") == "0":
-                    stats.listings += 1
+                if params.get("offset", "0") == "0" and params.get("feature", "NOTEBOOK") in (
+                    "",
+                    "NOTEBOOK",
+                ):
+                    stats.first_pages[api] = stats.first_pages.get(api, 0) + 1
             if signed is not None and "x-project-id" not in signed:
                 stats.unsigned_project_id += 1
             if problem:
@@ -205,9 +269,10 @@ class Handler(BaseHTTPRequestHandler):
         body: bytes,
         request_id: str = "",
         headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if request_id:
             self.send_header("X-Request-Id", request_id)

@@ -177,7 +177,7 @@ def test_exporter_loads_the_rendered_targets_file(
 
     # No auth of its own: the release's credentials and settings.
     assert training.project_id == "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-    assert (training.region, training.api, training.cache_ttl) == ("cn-north-4", "demanager", 45)
+    assert (training.region, training.api, training.cache_ttl) == ("cn-north-4", "auto", 45)
     assert training.modelarts_endpoint == "https://modelarts.cn-north-4.myhuaweicloud.com"
     assert (secret(training.ak), secret(training.sk)) == ("AK-release", "SK-release")
     # Files of a mounted Secret, and its own region, API and cache TTL.

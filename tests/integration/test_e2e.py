@@ -13,6 +13,7 @@ import pytest
 from exporter.exposition.metrics import METRICS
 from exporter.simulator import Fault, Fleet, Simulator
 from tests.support.processes import env_for, exporter_process
+from tests.support.simulated import exported_ids
 from tests.support.tools import require_tool
 
 
@@ -21,7 +22,7 @@ def test_scrape_against_the_simulator(simulator, metric_values):
         status, headers, body = exporter.get()
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     m = metric_values(body.decode())
-    fleet_ids = {r["id"] for r in simulator.fleet.records()}
+    fleet_ids = exported_ids(simulator)  # both APIs, each notebook once
     assert m.label_values("modelarts_notebook_instance_info", "id") == fleet_ids
     assert m("modelarts_up") == 1
     assert m("modelarts_exporter_api_requests_total", code="200") >= 3  # 60 notebooks, pages of 25
@@ -75,7 +76,8 @@ def test_twenty_concurrent_scrapes_on_a_cold_cache_list_once(metric_values):
         for t in threads:
             t.join(timeout=20)
         assert results == [200] * 20
-        assert sim.stats.listings == 1
+        assert sim.stats.listings == 1  # one refresh: each list API listed once
+        assert sim.stats.flavor_requests == 1
 
 
 def test_stale_data_is_served_while_the_api_fails(metric_values):
@@ -88,7 +90,7 @@ def test_stale_data_is_served_while_the_api_fails(metric_values):
         status, _, body = exporter.get()
         m = metric_values(body.decode())
         assert status == 200 and m("modelarts_up") == 0
-        assert len(m.label_values("modelarts_notebook_instance_info", "id")) == 20
+        assert m.label_values("modelarts_notebook_instance_info", "id") == exported_ids(sim)
         assert m("modelarts_exporter_api_requests_total", code="500") >= 1
         sim.clear()
         time.sleep(1.2)

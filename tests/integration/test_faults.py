@@ -45,7 +45,11 @@ RECOVERY_BOUND = 10.0
 MAX_RESPONSE_BYTES = 1_000_000
 PAGE_SIZE = 25
 FLEET_SIZE = 60  # three pages: 25 + 25 + 10
+# The faulty pages below have the historical API's shape: the matrix reads that API alone
+# (the newer API's answers go through the same client code; test_notebooks.py covers them).
 EXPORTER_FLAGS = (
+    "--api",
+    "demanager",
     "--cache-ttl",
     str(TTL),
     "--refresh-budget",

@@ -11,6 +11,7 @@ import yaml
 
 from exporter.simulator import DEMO_AK, DEMO_SK, Fault, Fleet, Simulator
 from tests.support.processes import exporter_process
+from tests.support.simulated import exported_ids
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
 PROJECT_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -61,7 +62,7 @@ def test_one_failing_project_leaves_the_other_untouched(two_projects, tmp_path, 
     assert m("modelarts_up", project_id=PROJECT_A) == 1
     assert m("modelarts_up", project_id=PROJECT_B) == 0
     ids_a = m.label_values("modelarts_notebook_instance_info", "id")
-    assert ids_a == {r["id"] for r in a.fleet.records()}
+    assert ids_a == exported_ids(a)
     assert m("modelarts_exporter_api_requests_total", project_id=PROJECT_B, code="error") >= 1
     print(
         f"\n[two targets] series per project: "
@@ -80,14 +81,15 @@ def test_probe_returns_one_target(two_projects, tmp_path, metric_values):
     m = metric_values(body.decode())
     assert status == 200
     assert {dict(k)["project_id"] for k in m.all("modelarts_up")} == {PROJECT_B}
-    assert len(m.label_values("modelarts_notebook_instance_info", "id")) == 15
+    assert m.label_values("modelarts_notebook_instance_info", "id") == exported_ids(b)
     assert (missing[0], unknown[0]) == (400, 404)
 
 
 def test_reload_adds_a_target_and_keeps_the_others_data(two_projects, tmp_path, metric_values):
     a, b = two_projects
     path = write(tmp_path, {"targets": [target("a", a)]})
-    with exporter_process("--config.file", path, "--cache-ttl", "600", env=ENV) as exporter:
+    args = ("--config.file", path, "--cache-ttl", "600", "--web.enable-lifecycle")
+    with exporter_process(*args, env=ENV) as exporter:
         exporter.get()
         listings_a = a.stats.listings
         write(tmp_path, {"targets": [target("a", a), target("b", b)]})

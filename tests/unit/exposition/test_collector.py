@@ -20,6 +20,7 @@ from exporter.exposition.status import TargetStatus
 from exporter.modelarts.client import Telemetry
 from exporter.modelarts.demanager import parse_page
 from exporter.modelarts.flavors import parse_flavors_page
+from exporter.modelarts.instance import Instance
 from exporter.modelarts.notebooks import parse_notebooks_page
 from exporter.modelarts.statuses import KNOWN_STATUSES
 from tests.support.exposition import parse_exposition
@@ -346,3 +347,18 @@ def test_the_newer_apis_example_end_to_end_with_its_flavors_listing(metric_value
     assert info["flavor_type"] == "CPU"
     assert m("modelarts_notebook_flavor_sold_out", flavor="modelarts.vm.cpu.free") == 1
     assert m("modelarts_notebook_flavor_sold_out", flavor="modelarts.vm.cpu.2u") == 0
+
+
+def test_a_flavors_queue_is_not_hidden_by_a_notebook_that_does_not_report_it(metric_values):
+    # Both APIs list notebooks of a free flavor; only the historical one reports its queue.
+    doc = json.loads(fixture_bytes("list-instances.json"))
+    doc["instances"][0]["flavor_details"].update(
+        status="soldOut", promo_type="Free", queuing_num=3, queue_left_time=540
+    )
+    flavor = doc["instances"][0]["flavor"]
+    historical = parse_page(json.dumps(doc).encode()).instances
+    newer = [Instance(id="n1", status="RUNNING", flavor=flavor)]
+    snapshot = Snapshot(PROJECT, (*historical, *newer), NOW)
+    m = metric_values(scrape(TargetStatus(PROJECT, snapshot, up=True)))
+    assert m("modelarts_notebook_flavor_queue_length", flavor=flavor) == 3
+    assert m("modelarts_notebook_flavor_queue_left_seconds", flavor=flavor) == 540
