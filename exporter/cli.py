@@ -20,10 +20,11 @@ from exporter.config.settings import (
     load_settings,
     parse_listen_address,
 )
-from exporter.config.targets_file import ConfigError, load_config
+from exporter.config.targets_file import ConfigError, check_unique_projects, load_config
 from exporter.http.server import HttpServer, MetricsApp
 from exporter.http.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
 from exporter.logs import setup_logging
+from exporter.pipeline.credentials import ProjectLookupError, resolve_projects
 from exporter.pipeline.targets import TargetSet
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator
 
@@ -46,6 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
+    if targets is not None:
+        try:
+            targets = _with_project_ids(settings, targets)
+        except ProjectLookupError as err:
+            log.error("cannot start: %s", err)
+            return err.exit_status
+        except ConfigError as err:
+            print(f"modelarts-exporter: {err}", file=sys.stderr)
+            return 2
     with ExitStack() as stack:
         if targets is None:
             settings = _start_demo(settings, stack)
@@ -66,6 +76,17 @@ def _targets(settings: Settings) -> dict[str, Settings]:
     if settings.config_file:
         return load_config(settings.config_file, settings)
     return {settings.project_id: settings}
+
+
+def _with_project_ids(settings: Settings, targets: dict[str, Settings]) -> dict[str, Settings]:
+    """Targets without a project id get their region's, looked up in IAM (once per
+    process); the project of the flags is named by its id. Raises ProjectLookupError, or
+    ConfigError when two targets turn out to be one project."""
+    resolved = resolve_projects(targets)
+    if settings.config_file:
+        check_unique_projects(settings.config_file, resolved)
+        return resolved
+    return {target.project_id: target for target in resolved.values()}
 
 
 def _check_config(settings: Settings) -> int:
@@ -110,8 +131,10 @@ def serve(
 
     def reload() -> str | None:
         try:
-            targets.replace(load_config(settings.config_file, settings))
-        except ConfigError as err:
+            targets.replace(
+                _with_project_ids(settings, load_config(settings.config_file, settings))
+            )
+        except (ConfigError, ProjectLookupError) as err:
             log.error("reload failed, keeping the running targets: %s", err)
             return str(err)
         return None

@@ -27,9 +27,26 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from exporter.config.series import INFO_LABELS, SeriesOptions
-from exporter.modelarts.endpoints import iam_endpoint, modelarts_endpoint
+from exporter.modelarts.auth.profile import (
+    Profile,
+    ProfileError,
+    default_credentials_file,
+    read_profile,
+)
+from exporter.modelarts.endpoints import iam_endpoint, modelarts_endpoint, sts_endpoint
 
 DEFAULT_PORT = 10200
+AuthMode = Literal[
+    "auto",
+    "aksk",
+    "iam",
+    "ecs",
+    "token",
+    "idp",
+    "oidc-sts",
+    "pod-identity",
+    "credentials-file",
+]
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 
@@ -134,11 +151,12 @@ class Settings(BaseSettings):
         None, None, "HUAWEICLOUD_SDK_SECURITY_TOKEN", "security token of temporary credentials"
     )
 
-    auth_mode: Literal["auto", "aksk", "iam", "ecs", "token"] = _setting(
+    auth_mode: AuthMode = _setting(
         "auto",
         "--auth.mode",
         ENV_PREFIX + "AUTH_MODE",
-        "credentials to use: auto (by what is set), aksk, iam, ecs or token",
+        "credentials to use: auto (the vendor SDK's chain, by what is set), aksk, iam, ecs, "
+        "token, idp, oidc-sts, pod-identity or credentials-file",
     )
     iam_username: str = _setting(
         "", "--iam.username", ENV_PREFIX + "IAM_USERNAME", "IAM user name (auth mode iam)"
@@ -156,7 +174,84 @@ class Settings(BaseSettings):
         "http://169.254.169.254/openstack/latest/securitykey",
         "--auth.metadata-url",
         ENV_PREFIX + "METADATA_URL",
-        "ECS metadata endpoint of agency credentials (auth mode ecs)",
+        "ECS metadata endpoint of agency credentials (auth mode ecs); its session token "
+        "is asked for at /meta-data/latest/api/token on the same host",
+    )
+    idp_id: str = _setting(
+        "",
+        "--auth.idp-id",
+        "HUAWEICLOUD_SDK_IDP_ID",
+        "identity provider of OIDC federation through IAM (auth mode idp)",
+    )
+    id_token_file: str = _setting(
+        "",
+        "--auth.id-token-file",
+        "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
+        "file of the OIDC id token, read at every renewal (auth mode idp)",
+    )
+    oidc_provider_urn: str = _setting(
+        "",
+        "--auth.oidc.provider-urn",
+        "HUAWEICLOUD_OIDC_PROVIDER_URN",
+        "URN of the OIDC identity provider (auth mode oidc-sts)",
+    )
+    oidc_agency_urn: str = _setting(
+        "",
+        "--auth.oidc.agency-urn",
+        "HUAWEICLOUD_OIDC_AGENCY_URN",
+        "URN of the trust agency to assume (auth mode oidc-sts)",
+    )
+    oidc_token_file: str = _setting(
+        "",
+        "--auth.oidc.token-file",
+        "HUAWEICLOUD_OIDC_TOKEN_FILE",
+        "file of the OIDC id token, read at every renewal (auth mode oidc-sts)",
+    )
+    oidc_id_token: SecretStr | None = _setting(
+        None,
+        None,
+        "HUAWEICLOUD_OIDC_ID_TOKEN",
+        "the OIDC id token itself, instead of its file (auth mode oidc-sts)",
+    )
+    oidc_session_name: str = _setting(
+        "oidc-sts-session",
+        "--auth.oidc.session-name",
+        "HUAWEICLOUD_OIDC_SESSION_NAME",
+        "session name of the assumed agency (auth mode oidc-sts)",
+    )
+    oidc_duration_seconds: int = _setting(
+        3600,
+        "--auth.oidc.duration-seconds",
+        "HUAWEICLOUD_OIDC_DURATION_SECONDS",
+        "seconds the temporary keys of the agency last (auth mode oidc-sts)",
+        ge=900,
+        le=43200,
+    )
+    sts_endpoint: str = _setting(
+        "",
+        "--sts-endpoint",
+        ENV_PREFIX + "STS_ENDPOINT",
+        "STS base URL (default: the region's, as the vendor SDK resolves it; auth mode oidc-sts)",
+        also_env="HUAWEICLOUD_SDK_STS_ENDPOINT",
+    )
+    pod_identity_uri: str = _setting(
+        "",
+        "--auth.pod-identity.uri",
+        "HC_CONTAINER_CREDENTIALS_FULL_URI",
+        "CCE pod identity agent URL of the pod's credentials (auth mode pod-identity)",
+    )
+    pod_identity_token_file: str = _setting(
+        "",
+        "--auth.pod-identity.token-file",
+        "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "file of the token the agent asks for, read at every renewal (auth mode pod-identity)",
+    )
+    credentials_file: str = _setting(
+        "",
+        "--auth.credentials-file",
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
+        "the vendor SDK's credentials file, section basic (default ~/.huaweicloud/credentials;"
+        " auth mode credentials-file)",
     )
 
     # -- how to talk to the API ---------------------------------------------------------
@@ -277,7 +372,7 @@ class Settings(BaseSettings):
         parse_listen_address(value)
         return value
 
-    @field_validator("endpoint", "iam_endpoint", "metadata_url")
+    @field_validator("endpoint", "iam_endpoint", "metadata_url", "sts_endpoint", "pod_identity_uri")
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
@@ -295,22 +390,25 @@ class Settings(BaseSettings):
     def _check_required(self) -> Settings:
         if self.demo or self.config_file:
             return self
-        if not self.project_id:
-            raise MissingSetting("project_id", "is required (or run with --demo)")
+        mode = self.effective_auth_mode
+        profile = self.profile() if mode == "credentials-file" else None
+        if not self.project_id and not self.region and not (profile and profile.project_id):
+            raise MissingSetting(
+                "project_id",
+                "is required unless --region is given (then it is looked up in IAM), "
+                "or run with --demo",
+            )
         if not self.region and not self.endpoint:
             raise MissingSetting("region", "is required unless --endpoint is given")
-        mode = self.effective_auth_mode
-        if mode == "auto":
-            raise MissingSetting(
-                "auth_mode",
-                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
-                "MODELARTS_EXPORTER_IAM_USERNAME/PASSWORD/DOMAIN, "
-                "MODELARTS_EXPORTER_AUTH_TOKEN, or --auth.mode=ecs (or run with --demo)",
-            )
         for name in _REQUIRED_BY_MODE[mode]:
             value = getattr(self, name)
             if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
                 raise MissingSetting(name, f"is required with auth mode {mode}")
+        if mode == "oidc-sts" and not (self.oidc_token_file or self.oidc_id_token):
+            raise MissingSetting(
+                "oidc_token_file",
+                "is required with auth mode oidc-sts unless HUAWEICLOUD_OIDC_ID_TOKEN is set",
+            )
         if mode == "iam" and not self.region and not self.iam_endpoint:
             raise MissingSetting(
                 "iam_endpoint", "is required with auth mode iam unless --region is given"
@@ -319,16 +417,41 @@ class Settings(BaseSettings):
 
     @property
     def effective_auth_mode(self) -> str:
-        """The auth mode asked for, or the one the configured credentials imply."""
+        """The auth mode asked for, or the one the configured credentials imply: the
+        vendor SDK's chain (OIDC STS, the environment's IdP federation or keys, the
+        credentials file, pod identity), the ECS metadata service when nothing is set.
+        docs/credentials.md shows the order."""
         if self.auth_mode != "auto":
             return self.auth_mode
         if self.auth_token is not None:
-            return "token"
+            return "token"  # set only to debug: it wins
+        if self.oidc_provider_urn or self.oidc_agency_urn:
+            return "oidc-sts"
+        if self.idp_id and self.id_token_file:
+            return "idp"  # the SDK's EnvCredentialProvider: before ak/sk
         if self.ak is not None or self.sk is not None:
             return "aksk"
+        if self.idp_id or self.id_token_file:
+            return "idp"  # half of it: the check names the other half
         if self.iam_username or self.iam_password is not None:
             return "iam"
-        return "auto"
+        if self.credentials_file or Path(self.credentials_file_path).is_file():
+            return "credentials-file"
+        if self.pod_identity_uri or self.pod_identity_token_file:
+            return "pod-identity"
+        return "ecs"
+
+    @property
+    def credentials_file_path(self) -> str:
+        """The vendor SDK's credentials file: the one named, else ~/.huaweicloud/credentials."""
+        return self.credentials_file or default_credentials_file()
+
+    def profile(self) -> Profile:
+        """The credentials file, read now; MissingSetting when it cannot be used."""
+        try:
+            return read_profile(self.credentials_file_path)
+        except ProfileError as err:
+            raise MissingSetting("credentials_file", str(err)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -359,18 +482,26 @@ class Settings(BaseSettings):
     def iam_base_url(self) -> str:
         return self.iam_endpoint or iam_endpoint(self.region)
 
+    @property
+    def sts_base_url(self) -> str:
+        return self.sts_endpoint or sts_endpoint(self.region)
+
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter."""
         secrets = (getattr(self, name) for name in SECRET_FIELDS)
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
 
-SECRET_FIELDS = ("ak", "sk", "security_token", "iam_password", "auth_token")
-_REQUIRED_BY_MODE = {
+SECRET_FIELDS = ("ak", "sk", "security_token", "iam_password", "auth_token", "oidc_id_token")
+_REQUIRED_BY_MODE: dict[str, tuple[str, ...]] = {
     "aksk": ("ak", "sk"),
     "iam": ("iam_username", "iam_password", "iam_domain"),
     "token": ("auth_token",),
     "ecs": (),
+    "idp": ("idp_id", "id_token_file"),
+    "oidc-sts": ("oidc_provider_urn", "oidc_agency_urn"),
+    "pod-identity": ("pod_identity_uri", "pod_identity_token_file"),
+    "credentials-file": (),  # the file itself is checked when read
 }
 
 

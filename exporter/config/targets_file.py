@@ -11,14 +11,18 @@ targets:
       sk: {file: /secrets/training/sk}
     cache_ttl: 60                  # any per-target override of a global setting
   - name: research-shanghai
-    region: cn-east-3
-    project_id: fedcba9876543210fedcba9876543210
-    auth: {mode: ecs}
+    region: cn-east-3              # no project_id: looked up in IAM at start-up
+    auth:
+      mode: idp                    # workload identity: an OIDC id token, no key at all
+      idp_id: cce-oidc
+      id_token_file: /var/run/secrets/tokens/id-token
 ```
 
 Each target gets its own credentials, client, cache, single flight and back-off, so one
 slow or failing project never blanks another. A secret written inline is refused unless
-the file says `allow_inline_secrets: true`. Every problem is reported with its path.
+the file says `allow_inline_secrets: true`. Every problem is reported with its path. A
+target without `project_id` has the project of its region looked up in IAM when the
+exporter starts (or reloads); project ids must be unique then too.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from exporter.config.settings import MissingSetting, Settings
+from exporter.config.settings import AuthMode, MissingSetting, Settings
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
@@ -71,7 +75,10 @@ class SecretRef(_Strict):
 
 
 class AuthConfig(_Strict):
-    mode: Literal["auto", "aksk", "iam", "ecs", "token"] = "auto"
+    """A target's own credentials: the settings of the same names (docs/credentials.md);
+    what it leaves out is not taken from the global credentials."""
+
+    mode: AuthMode = "auto"
     ak: SecretRef | None = None
     sk: SecretRef | None = None
     security_token: SecretRef | None = None
@@ -80,14 +87,26 @@ class AuthConfig(_Strict):
     iam_domain: str = ""
     auth_token: SecretRef | None = None
     metadata_url: str | None = None
+    idp_id: str = ""
+    id_token_file: str = ""
+    oidc_provider_urn: str = ""
+    oidc_agency_urn: str = ""
+    oidc_token_file: str = ""
+    oidc_id_token: SecretRef | None = None
+    oidc_session_name: str | None = None
+    oidc_duration_seconds: int | None = None
+    pod_identity_uri: str = ""
+    pod_identity_token_file: str = ""
+    credentials_file: str = ""
 
 
 class TargetConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    project_id: str = Field(min_length=1)
+    project_id: str = ""  # empty: the region's, looked up in IAM at start-up
     region: str = ""
     endpoint: str = ""
     iam_endpoint: str = ""
+    sts_endpoint: str | None = None  # unset: the global one (STS answers in any region)
     api: Literal["auto", "demanager", "notebooks", "both"] = "auto"
     auth: AuthConfig = AuthConfig()
     show_self: bool = False
@@ -99,6 +118,7 @@ class TargetConfig(_Strict):
     page_size: int | None = Field(None, ge=0)
     request_timeout: float | None = Field(None, gt=0)
     refresh_budget: float | None = Field(None, gt=0)
+    refresh_timeout: float | None = Field(None, gt=0)
 
 
 class ConfigFile(_Strict):
@@ -108,7 +128,7 @@ class ConfigFile(_Strict):
     @model_validator(mode="after")
     def _unique(self) -> ConfigFile:
         for field in ("name", "project_id"):
-            values = [getattr(t, field) for t in self.targets]
+            values = [getattr(t, field) for t in self.targets if getattr(t, field)]
             duplicates = sorted({v for v in values if values.count(v) > 1})
             if duplicates:
                 raise ValueError(f"target {field}s must be unique: {', '.join(duplicates)}")
@@ -161,14 +181,12 @@ def _settings_for(
     auth = target.auth
     if auth == AuthConfig():
         return _validated(values, where)  # the global credentials: keys serve any project
-    values |= {
-        "auth_mode": auth.mode,
-        "iam_username": auth.iam_username,
-        "iam_domain": auth.iam_domain,
-    }
-    if auth.metadata_url:
-        values["metadata_url"] = auth.metadata_url
-    for field in ("ak", "sk", "security_token", "iam_password", "auth_token"):
+    values |= auth.model_dump(include=set(_PLAIN_AUTH_FIELDS))
+    values["auth_mode"] = auth.mode
+    for field in ("metadata_url", "oidc_session_name", "oidc_duration_seconds"):
+        if getattr(auth, field) is not None:
+            values[field] = getattr(auth, field)
+    for field in _SECRET_AUTH_FIELDS:
         ref: SecretRef | None = getattr(auth, field)
         values[field] = None
         if ref is None:
@@ -183,6 +201,38 @@ def _settings_for(
         except ValueError as err:
             raise ValueError(f"{where}.auth.{field}: {err}") from None
     return _validated(values, where)
+
+
+# A target's own auth replaces all of these, so that no global credential leaks into it.
+_PLAIN_AUTH_FIELDS = (
+    "iam_username",
+    "iam_domain",
+    "idp_id",
+    "id_token_file",
+    "oidc_provider_urn",
+    "oidc_agency_urn",
+    "oidc_token_file",
+    "pod_identity_uri",
+    "pod_identity_token_file",
+    "credentials_file",
+)
+_SECRET_AUTH_FIELDS = ("ak", "sk", "security_token", "iam_password", "auth_token", "oidc_id_token")
+
+
+def check_unique_projects(path: str, targets: dict[str, Settings]) -> None:
+    """After the project ids are looked up: still one target per project."""
+    owners: dict[str, list[str]] = {}
+    for name, settings in targets.items():
+        owners.setdefault(settings.project_id, []).append(name)
+    shared = {p: names for p, names in owners.items() if len(names) > 1}
+    if shared:
+        raise ConfigError(
+            path,
+            [
+                f"targets {', '.join(names)} are all project {project}: list each project once"
+                for project, names in sorted(shared.items())
+            ],
+        )
 
 
 def _validated(values: dict[str, Any], where: str) -> Settings:

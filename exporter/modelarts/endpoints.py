@@ -38,9 +38,36 @@ IAM_REGIONS = frozenset(
 )
 
 
+DEFAULT_STS = "https://sts.cn-north-4.myhuaweicloud.com"
+# Regions with an STS host: the vendor SDK's table (huaweicloudsdkcore.auth.endpoint,
+# `__STS_ENDPOINT_DICT`; compared in tests/unit/modelarts/test_vendor_models.py). Others
+# use the SDK's default (StsHelper.DEFAULT_STS_ENDPOINT): STS answers in any region.
+STS_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "cn-east-3",
+        "cn-north-4",
+        "cn-south-1",
+        "cn-southwest-2",
+        "la-south-2",
+        "sa-brazil-1",
+        "tr-west-1",
+    }
+)
+
+
 def iam_endpoint(region: str) -> str:
     """The region's IAM host where it has one, else the global one (SDK IamHelper)."""
     return f"https://iam.{region}.myhuaweicloud.com" if region in IAM_REGIONS else GLOBAL_IAM
+
+
+def sts_endpoint(region: str) -> str:
+    """The region's STS host where it has one, else cn-north-4's (SDK StsHelper)."""
+    return f"https://sts.{region}.myhuaweicloud.com" if region in STS_REGIONS else DEFAULT_STS
 
 
 def modelarts_endpoint(region: str) -> str:

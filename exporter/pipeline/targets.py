@@ -28,6 +28,14 @@ class Target:
         self.name = name
         self.settings = settings
         self.provider = build_provider(settings)
+        log.info(
+            "target %s: project_id=%s region=%s auth_mode=%s%s",
+            name,
+            settings.project_id,
+            settings.region,
+            settings.effective_auth_mode,
+            " (auto)" if settings.auth_mode == "auto" else "",
+        )
         self.client = ModelArtsClient(
             settings.modelarts_endpoint,
             settings.project_id,

@@ -1,6 +1,7 @@
 """An IAM user's password exchanged for a project-scoped token (`POST /v3/auth/tokens`).
 
-The token is valid for 24 hours (it may be revoked earlier): it is kept until ten
+Scoped to the project by id, or by name (the region's) while the project id is looked
+up. The token is valid for 24 hours (it may be revoked earlier): it is kept until ten
 minutes before `expires_at` and fetched anew after a 401 that says it is no longer good.
 """
 
@@ -26,6 +27,7 @@ class IamPasswordProvider(ExpiringCredentials):
         domain: str,
         project_id: str,
         *,
+        project_name: str = "",
         session: requests.Session,
         timeout: float = 5.0,
         clock: Callable[[], float],
@@ -36,6 +38,7 @@ class IamPasswordProvider(ExpiringCredentials):
         self._password = password
         self.domain = domain
         self.project_id = project_id
+        self.project_name = project_name
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["X-Auth-Token"] = self.current()
@@ -54,7 +57,7 @@ class IamPasswordProvider(ExpiringCredentials):
                         }
                     },
                 },
-                "scope": {"project": {"id": self.project_id}},
+                "scope": {"project": self._scope()},
             }
         }
         response = self.send("IAM", "POST", self.url, json=body)
@@ -67,6 +70,11 @@ class IamPasswordProvider(ExpiringCredentials):
         expires = doc.get("token", {}).get("expires_at") if isinstance(doc, dict) else None
         self.learn(token)
         return token, parse_expiry(expires, "IAM token")
+
+    def _scope(self) -> dict[str, str]:
+        """The project by id; without one, by name (a region's project is named after it),
+        which is how the project id is looked up in this mode."""
+        return {"id": self.project_id} if self.project_id else {"name": self.project_name}
 
     def __repr__(self) -> str:
         return f"IamPasswordProvider(user={self.username!r}, domain={self.domain!r})"

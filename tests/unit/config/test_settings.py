@@ -89,13 +89,19 @@ def test_secrets_never_in_repr(monkeypatch):
         (["--web.listen-address", "localhost"], None, "--web.listen-address"),
         (["--log.format", "xml"], None, "--log.format"),
         (["--endpoint", "ftp://x"], None, "--endpoint"),
-        ([], "HUAWEICLOUD_SDK_PROJECT_ID", "--project-id / HUAWEICLOUD_SDK_PROJECT_ID"),
+        # Without a region to look it up by, the project id is required.
+        (
+            ["--endpoint", "https://modelarts.example.com"],
+            ("HUAWEICLOUD_SDK_PROJECT_ID", "HUAWEICLOUD_SDK_REGION"),
+            "--project-id / HUAWEICLOUD_SDK_PROJECT_ID",
+        ),
         ([], "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SK (or HUAWEICLOUD_SDK_SK_FILE)"),
         ([], "HUAWEICLOUD_SDK_REGION", "--region"),
     ],
 )
 def test_a_bad_setting_names_itself(monkeypatch, argv, env_drop, names):
-    env = {k: v for k, v in ENV.items() if k != env_drop}
+    dropped = (env_drop,) if isinstance(env_drop, str) else env_drop or ()
+    env = {k: v for k, v in ENV.items() if k not in dropped}
     with pytest.raises(SettingsError) as caught:
         load(argv, monkeypatch, env)
     assert names in str(caught.value)

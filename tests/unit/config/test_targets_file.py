@@ -69,7 +69,7 @@ def test_every_problem_is_listed_with_its_path(tmp_path):
         {
             "targets": [
                 {"name": "a", "project_id": PROJECT_A, "regoin": "cn-north-4"},
-                {"name": "bad name!", "project_id": ""},
+                {"name": "bad name!", "project_id": ["not", "a", "string"]},
                 {"name": "c", "project_id": PROJECT_B, "cache_ttl": -1},
             ]
         },

@@ -23,6 +23,7 @@ from exporter.pipeline.cache import SnapshotCache
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
 IAM = "https://iam.cn-north-4.myhuaweicloud.com"
 METADATA = "http://127.0.0.1:1/openstack/latest/securitykey"  # never contacted: mocked
+METADATA_TOKEN = "http://127.0.0.1:1/meta-data/latest/api/token"
 PROJECT = "p1"
 LIST_URL = f"{BASE}/v1/{PROJECT}/demanager/instances"
 TOKEN_URL = f"{IAM}/v3/auth/tokens"
@@ -222,11 +223,14 @@ def test_ecs_keys_sign_requests_with_the_security_token_and_are_refreshed():
     clock = Clock()
     iam = FakeIam(clock, lifetime=3600)
     responses.add_callback(responses.GET, METADATA, callback=iam.keys)
+    responses.put(METADATA_TOKEN, body="metadata-session-token")
     responses.get(LIST_URL, json=LIST_OK)
     client = client_for(ecs_provider(clock), clock)
     client.list_instances()
     clock.now += 3100
     client.list_instances()
+    keys = [c.request for c in responses.calls if c.request.url == METADATA]
+    assert [r.headers["X-Metadata-Token"] for r in keys] == ["metadata-session-token"] * 2
     access = [c.request.headers["Authorization"].split(",")[0] for c in list_calls()]
     assert access == ["SDK-HMAC-SHA256 Access=TMPAK1", "SDK-HMAC-SHA256 Access=TMPAK2"]
     request = list_calls()[0].request
@@ -298,6 +302,7 @@ def test_requests_in_one_hour_of_scrapes(mode, capsys):
     iam = FakeIam(clock)
     responses.add_callback(responses.POST, TOKEN_URL, callback=iam.token)
     responses.add_callback(responses.GET, METADATA, callback=iam.keys)
+    responses.put(METADATA_TOKEN, body="metadata-session-token")
     responses.get(LIST_URL, json=LIST_OK)
     provider = {
         "aksk": lambda: AkSkProvider(SecretStr("AK"), SecretStr("SK")),
@@ -312,4 +317,5 @@ def test_requests_in_one_hour_of_scrapes(mode, capsys):
             f"ModelArts {counts['modelarts']}, IAM/metadata {counts['auth']}"
         )
     assert counts["modelarts"] == 120  # one listing per TTL window
-    assert counts["auth"] == (1 if mode in ("iam", "ecs") else 0)
+    # ECS: a session token, then the keys, each once in the hour.
+    assert counts["auth"] == {"iam": 1, "ecs": 2}.get(mode, 0)

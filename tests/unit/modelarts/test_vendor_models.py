@@ -164,7 +164,7 @@ def test_temporary_keys_sign_x_project_id_and_the_security_token():
         metadata, session=requests.Session(), clock=lambda: 1_800_000_000.0, project_id="p1"
     )
     ModelArtsClient(BASE, "p1", auth, api="demanager").list_instances()
-    headers = responses.calls[1].request.headers
+    headers = responses.calls[-1].request.headers
     signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     assert {"x-project-id", "x-security-token"} <= set(signed)
     assert headers["X-Project-Id"] == "p1"
