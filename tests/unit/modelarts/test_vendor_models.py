@@ -22,7 +22,14 @@ from exporter.modelarts import flavors, notebooks
 from exporter.modelarts.auth.aksk import AkSkProvider
 from exporter.modelarts.auth.ecs import EcsAgencyProvider
 from exporter.modelarts.client import ListQuery, ModelArtsClient
-from exporter.modelarts.endpoints import GLOBAL_IAM, IAM_REGIONS, iam_endpoint
+from exporter.modelarts.endpoints import (
+    DEFAULT_STS,
+    GLOBAL_IAM,
+    IAM_REGIONS,
+    STS_REGIONS,
+    iam_endpoint,
+    sts_endpoint,
+)
 
 BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
 
@@ -121,6 +128,30 @@ def test_the_iam_table_is_the_sdks():
     assert set(table) == IAM_REGIONS
     assert all(iam_endpoint(region) == url for region, url in table.items())
     assert iam_endpoint("cn-north-11") == GLOBAL_IAM == "https://iam.myhuaweicloud.com"
+
+
+def test_the_sts_table_is_the_sdks():
+    from huaweicloudsdkcore.auth.internal import StsHelper
+
+    table = sdk_endpoint.__dict__["__STS_ENDPOINT_DICT"]
+    assert set(table) == STS_REGIONS
+    assert all(sts_endpoint(region) == url for region, url in table.items())
+    assert sts_endpoint("cn-north-11") == DEFAULT_STS == StsHelper.DEFAULT_STS_ENDPOINT
+
+
+def test_the_sts_endpoint_follows_the_sdks_order(monkeypatch):
+    for name in ("MODELARTS_EXPORTER_STS_ENDPOINT", "HUAWEICLOUD_SDK_STS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+
+    def resolved(region: str) -> str:
+        return load_settings({"demo": True, "region": region}).sts_base_url
+
+    assert resolved("cn-east-3") == "https://sts.cn-east-3.myhuaweicloud.com"
+    assert resolved("cn-north-11") == DEFAULT_STS
+    monkeypatch.setenv("HUAWEICLOUD_SDK_STS_ENDPOINT", "https://sts.example.test")
+    assert resolved("cn-east-3") == "https://sts.example.test"  # the SDK's (StsHelper)
+    monkeypatch.setenv("MODELARTS_EXPORTER_STS_ENDPOINT", "https://sts.ours.test")
+    assert resolved("cn-east-3") == "https://sts.ours.test"
 
 
 def test_the_iam_endpoint_follows_the_sdks_order(monkeypatch):
