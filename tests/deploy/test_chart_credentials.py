@@ -1,4 +1,5 @@
-"""The chart's credentials: every auth mode from a Secret, an existing Secret or files.
+"""The chart's credentials: every auth mode from a Secret, an existing Secret or files,
+and workload identity without a Secret (a projected service-account token, pod identity).
 
 Rendered by the real Helm engine; see chart.py. A missing tool fails these tests."""
 
@@ -9,15 +10,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
+import yaml
 
 from tests.deploy.chart import (
+    CHART,
+    CORE_KINDS,
+    EXAMPLES,
     FULLNAME,
+    KUBE_VERSIONS,
+    NAMESPACE,
     PORT,
     container,
     env_of,
     kinds,
     merged,
+    notes,
     one,
     render,
     render_error,
@@ -183,6 +193,29 @@ def test_chart_created_secret_in_auto_mode_holds_what_is_given() -> None:
 
 
 CREDENTIALS_DIR = "/etc/modelarts-exporter/credentials"
+ID_TOKEN_DIR = "/var/run/secrets/modelarts-exporter"
+TOKEN = {"serviceAccountToken": {"enabled": True, "audience": "modelarts-exporter"}}
+IDP: dict[str, Any] = {"auth": {"mode": "idp", **TOKEN, "idp": {"id": "cce-oidc"}}}
+OIDC_STS: dict[str, Any] = {
+    "auth": {
+        "mode": "oidc-sts",
+        **TOKEN,
+        "oidc": {
+            "providerUrn": "iam::0a1b:identity-provider:cce",
+            "agencyUrn": "iam::0a1b:agency:modelarts-reader",
+            "sessionName": "modelarts-exporter",
+            "durationSeconds": 7200,
+            "stsEndpoint": "https://sts.cn-north-4.myhuaweicloud.com",
+        },
+    }
+}
+POD_IDENTITY: dict[str, Any] = {
+    "auth": {
+        "mode": "pod-identity",
+        **TOKEN,
+        "podIdentity": {"credentialsUri": "http://169.254.170.2/v1/credentials"},
+    }
+}
 SECRET_DATA = {"accessKey": "AK1", "secretKey": "SK1", "iamPassword": "pw", "token": "t0k"}
 
 
@@ -200,6 +233,9 @@ def container_environment(
                 environment[name] = secret[ref["key"]]
             else:
                 assert ref.get("optional"), f"{name}: missing key {ref['key']} is not optional"
+        elif name.endswith("_FILE") and value.startswith(ID_TOKEN_DIR + "/"):
+            environment[name] = str(files_dir / "id-token")  # the kubelet's projected token
+            (files_dir / "id-token").write_text("eyJ.projected.token")
         elif name.endswith("_FILE"):
             assert value.startswith(CREDENTIALS_DIR + "/")
             environment[name] = str(files_dir / Path(value).name)
@@ -239,8 +275,28 @@ def container_environment(
         ({"auth": {"existingSecret": "c"}}, {"accessKey": "AK1", "secretKey": "SK1"}, "aksk"),
         ({"auth": {"createSecret": True, "values": {"token": "t0k"}}}, {"token": "t0k"}, "token"),
         ({"auth": {"mode": "ecs"}}, {}, "ecs"),
+        (IDP, {}, "idp"),
+        (merged(IDP, {"auth": {"mode": "auto"}}), {}, "idp"),
+        (OIDC_STS, {}, "oidc-sts"),
+        (merged(OIDC_STS, {"auth": {"mode": "auto"}}), {}, "oidc-sts"),
+        (POD_IDENTITY, {}, "pod-identity"),
+        (merged(POD_IDENTITY, {"auth": {"mode": "auto"}}), {}, "pod-identity"),
     ],
-    ids=["aksk", "aksk-files", "iam", "token-files", "auto-aksk", "created-token", "ecs"],
+    ids=[
+        "aksk",
+        "aksk-files",
+        "iam",
+        "token-files",
+        "auto-aksk",
+        "created-token",
+        "ecs",
+        "idp",
+        "auto-idp",
+        "oidc-sts",
+        "auto-oidc-sts",
+        "pod-identity",
+        "auto-pod-identity",
+    ],
 )
 def test_exporter_accepts_the_rendered_environment(
     values: dict[str, Any],
@@ -289,3 +345,160 @@ def test_exporter_accepts_the_rendered_environment(
 )
 def test_unworkable_credentials_fail_the_render(auth: dict[str, Any], message: str) -> None:
     assert message in render_error({"auth": auth})
+
+
+# -- workload identity: no Secret ----------------------------------------------------------
+
+
+def id_token_volume(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "id-token"]
+    (mount,) = [m for m in container(objects)["volumeMounts"] if m["name"] == "id-token"]
+    assert mount == {"name": "id-token", "mountPath": ID_TOKEN_DIR, "readOnly": True}
+    return dict(volume)
+
+
+def test_idp_federation_mounts_a_projected_token_and_no_secret() -> None:
+    objects = render(IDP)
+    env = env_of(objects)
+    assert "Secret" not in kinds(objects)
+    assert not [name for name, value in env.items() if isinstance(value, dict)]
+    assert env["MODELARTS_EXPORTER_AUTH_MODE"] == "idp"
+    assert env["HUAWEICLOUD_SDK_IDP_ID"] == "cce-oidc"
+    assert env["HUAWEICLOUD_SDK_ID_TOKEN_FILE"] == f"{ID_TOKEN_DIR}/id-token"
+    assert id_token_volume(objects) == {
+        "name": "id-token",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "id-token",
+                        "expirationSeconds": 3600,
+                        "audience": "modelarts-exporter",
+                    }
+                }
+            ],
+        },
+    }
+    # The API token stays unmounted: the projected one is for IAM only.
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_oidc_sts_sets_the_vendors_variables() -> None:
+    objects = render(OIDC_STS)
+    env = env_of(objects)
+    assert {k: v for k, v in env.items() if "OIDC" in k or "STS" in k} == {
+        "HUAWEICLOUD_OIDC_PROVIDER_URN": "iam::0a1b:identity-provider:cce",
+        "HUAWEICLOUD_OIDC_AGENCY_URN": "iam::0a1b:agency:modelarts-reader",
+        "HUAWEICLOUD_OIDC_TOKEN_FILE": f"{ID_TOKEN_DIR}/id-token",
+        "HUAWEICLOUD_OIDC_SESSION_NAME": "modelarts-exporter",
+        "HUAWEICLOUD_OIDC_DURATION_SECONDS": "7200",
+        "MODELARTS_EXPORTER_STS_ENDPOINT": "https://sts.cn-north-4.myhuaweicloud.com",
+    }
+    id_token_volume(objects)
+
+
+def test_pod_identity_reads_the_projected_token_or_the_one_given() -> None:
+    env = env_of(render(POD_IDENTITY))
+    assert env["HC_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.2/v1/credentials"
+    assert env["HC_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == f"{ID_TOKEN_DIR}/id-token"
+    given = merged(POD_IDENTITY, {"auth": {"podIdentity": {"tokenFile": "/var/run/pod/token"}}})
+    assert env_of(render(given))["HC_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == "/var/run/pod/token"
+    # Injected by the cluster: the chart sets nothing but the mode.
+    injected = env_of(render({"auth": {"mode": "pod-identity"}}))
+    assert not {"HC_CONTAINER_CREDENTIALS_FULL_URI", "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE"} & set(
+        injected
+    )
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"mode": "idp", **TOKEN}, "auth.mode=idp needs auth.idp.id"),
+        ({"idp": {"id": "x"}}, "auth.idp.id needs auth.serviceAccountToken.enabled"),
+        ({"mode": "oidc-sts", **TOKEN}, "needs auth.oidc.providerUrn and auth.oidc.agencyUrn"),
+        ({"oidc": {"providerUrn": "urn"}, **TOKEN}, "auth.oidc.agencyUrn"),
+        (
+            {"oidc": {"providerUrn": "urn", "agencyUrn": "urn"}},
+            "auth.oidc needs auth.serviceAccountToken.enabled",
+        ),
+        ({"podIdentity": {"tokenFile": "/t"}}, "auth.podIdentity.credentialsUri"),
+    ],
+)
+def test_unworkable_workload_identity_fails_the_render(auth: dict[str, Any], message: str) -> None:
+    assert message in render_error({"config": {"region": "cn-north-4"}, "auth": auth})
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"serviceAccountToken": {"expirationSeconds": 60}},  # the kubelet's minimum is 600
+        {"oidc": {"durationSeconds": 60}},
+        {"podIdentity": {"credentialsUri": "169.254.170.2/v1/credentials"}},
+        {"mode": "workload"},
+    ],
+)
+def test_the_schema_refuses_wrong_workload_identity_values(auth: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError):
+        chart.validate_schema({"auth": auth})
+
+
+WORKLOAD_IDENTITY_EXAMPLE = EXAMPLES / "workload-identity.yaml"
+
+
+def test_the_workload_identity_example_lints_renders_and_validates() -> None:
+    values = yaml.safe_load(WORKLOAD_IDENTITY_EXAMPLE.read_text())
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.31.0")
+    findings = [
+        m
+        for m in report["messages"]
+        if not (m["severity"] == 1 and m["error"] == "icon is recommended")
+    ]
+    assert findings == [] and report["errors"] == []
+    objects = render(values)
+    assert kinds(objects) == ["Deployment", "Service", "ServiceAccount"]  # no Secret
+    for kube_version in KUBE_VERSIONS:
+        for obj in objects:
+            if obj["kind"] in CORE_KINDS:
+                kubernetes_validate.validate(obj, kube_version, strict=True)
+    env = env_of(objects)
+    assert env["HUAWEICLOUD_SDK_ID_TOKEN_FILE"] == f"{ID_TOKEN_DIR}/id-token"
+    assert "HUAWEICLOUD_SDK_PROJECT_ID" not in env  # looked up by region at start-up
+    text = notes(values)
+    assert "WARNING" not in text and "looked up by region" in text
+
+
+@pytest.mark.parametrize(
+    "values",
+    [IDP, OIDC_STS, POD_IDENTITY, merged(IDP, {"auth": {"existingSecret": "c"}})],
+    ids=["idp", "oidc-sts", "pod-identity", "idp-and-secret"],
+)
+def test_workload_identity_passes_strict_validation(values: dict[str, Any]) -> None:
+    for obj in render(merged({"config": {"region": "cn-north-4"}}, values)):
+        if obj["kind"] in CORE_KINDS:
+            kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True)
+
+
+def test_no_warning_about_credentials_with_a_workload_identity_in_auto_mode() -> None:
+    base = {"config": {"region": "cn-north-4"}}
+    assert "no credentials are configured" in notes(base)
+    for values in (IDP, OIDC_STS, POD_IDENTITY):
+        assert "WARNING" not in notes(merged(base, values, {"auth": {"mode": "auto"}}))
+
+
+def test_targets_may_leave_the_project_to_be_looked_up_by_region() -> None:
+    values = {
+        "auth": {"mode": "aksk", "existingSecret": "c"},
+        "targets": [
+            {"name": "beijing", "region": "cn-north-4"},
+            {"name": "shanghai", "region": "cn-east-3"},
+        ],
+    }
+    text = notes(values)
+    assert "beijing: project looked up by region in region cn-north-4" in text
+    assert "WARNING" not in text
+    # Neither a project id nor a region: the schema says which to set.
+    error = render_error({"targets": [{"name": "a", "endpoint": "https://modelarts.test"}]})
+    assert "project_id" in error and "region" in error

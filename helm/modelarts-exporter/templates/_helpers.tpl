@@ -107,6 +107,41 @@ Directory the credentials are mounted at when auth.secretsAs is "file".
 {{- end }}
 
 {{/*
+The projected service-account token of auth.serviceAccountToken: its directory and file.
+*/}}
+{{- define "modelarts-exporter.idTokenDir" -}}
+/var/run/secrets/modelarts-exporter
+{{- end }}
+{{- define "modelarts-exporter.idTokenFile" -}}
+{{- include "modelarts-exporter.idTokenDir" . }}/id-token
+{{- end }}
+
+{{/*
+Fails on workload identity settings that cannot work: a mode without what it needs, an
+id token exchange without the projected token to exchange.
+*/}}
+{{- define "modelarts-exporter.checkWorkloadIdentity" -}}
+{{- $auth := .Values.auth }}
+{{- $token := $auth.serviceAccountToken.enabled }}
+{{- if and (eq $auth.mode "idp") (not $auth.idp.id) }}
+{{- fail "auth.mode=idp needs auth.idp.id, the IAM identity provider of the cluster's OIDC issuer" }}
+{{- end }}
+{{- if and $auth.idp.id (not $token) }}
+{{- fail "auth.idp.id needs auth.serviceAccountToken.enabled: the projected token is the id token" }}
+{{- end }}
+{{- $oidc := $auth.oidc }}
+{{- if and (or (eq $auth.mode "oidc-sts") $oidc.providerUrn $oidc.agencyUrn) (not (and $oidc.providerUrn $oidc.agencyUrn)) }}
+{{- fail "auth.mode=oidc-sts needs auth.oidc.providerUrn and auth.oidc.agencyUrn" }}
+{{- end }}
+{{- if and $oidc.providerUrn (not $token) }}
+{{- fail "auth.oidc needs auth.serviceAccountToken.enabled: the projected token is the id token" }}
+{{- end }}
+{{- if and $auth.podIdentity.tokenFile (not (or $auth.podIdentity.credentialsUri (eq $auth.mode "pod-identity"))) }}
+{{- fail "auth.podIdentity.tokenFile needs auth.podIdentity.credentialsUri or auth.mode=pod-identity" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Directory of the targets file (a ConfigMap), its file, and the directory under which
 each Secret of targetSecrets is mounted (in a directory named after it).
 */}}
@@ -186,7 +221,7 @@ that no Secret of targetSecrets provides. The schema checks each field.
 {{- if has $t.name $names }}
 {{- fail (printf "targets[%d]: the name %s is used twice; names must be unique" $i $t.name) }}
 {{- end }}
-{{- if has $t.project_id $projects }}
+{{- if and $t.project_id (has $t.project_id $projects) }}
 {{- fail (printf "targets[%d] (%s): project_id %s is used twice; each project once" $i $t.name $t.project_id) }}
 {{- end }}
 {{- $names = append $names $t.name }}
@@ -293,13 +328,21 @@ that cannot work, so a broken release never installs.
   "aksk" (list "accessKey" "secretKey")
   "iam" (list "iamPassword")
   "token" (list "token")
-  "ecs" (list) }}
+  "ecs" (list)
+  "idp" (list)
+  "oidc-sts" (list)
+  "pod-identity" (list)
+  "credentials-file" (list) }}
 {{- $optional := dict
   "auto" (keys $env)
   "aksk" (list "securityToken")
   "iam" (list)
   "token" (list)
-  "ecs" (list) }}
+  "ecs" (list)
+  "idp" (list)
+  "oidc-sts" (list)
+  "pod-identity" (list)
+  "credentials-file" (list) }}
 {{- if and $auth.existingSecret $auth.createSecret }}
 {{- fail "auth.existingSecret and auth.createSecret are exclusive: set one" }}
 {{- end }}
