@@ -189,7 +189,14 @@ def test_prometheus_scrapes_the_rendered_probe_endpoints(tmp_path: Path) -> None
         values = {
             "auth": {"mode": "aksk", "existingSecret": "simulator-keys"},
             "targets": [
-                {"name": name, "project_id": projects[name], "endpoint": sim.url}
+                # The historical API only: the fleets' own notebooks, `sizes` of them (the
+                # newer API adds the simulator's exhibits of its own).
+                {
+                    "name": name,
+                    "project_id": projects[name],
+                    "endpoint": sim.url,
+                    "api": "demanager",
+                }
                 for name, sim in (("alpha", alpha), ("beta", beta))
             ],
             "serviceMonitor": {"enabled": True, "probeTargets": True},
@@ -276,6 +283,190 @@ def test_prometheus_rule_kinds_can_be_switched_off() -> None:
     assert all(g["rules"] for g in only_alerts + only_records), "empty group"
     nothing = {"prometheusRule": {"enabled": True, "alerts": False, "recording": False}}
     assert "no rule to ship" in render_error(nothing)
+
+
+def shipped_alerts(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for g in rule_groups(values) for r in g["rules"] if "alert" in r}
+
+
+def source_alerts() -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for g in source_groups() for r in g["rules"] if "alert" in r}
+
+
+def test_prometheus_rule_leaves_out_disabled_alerts() -> None:
+    disabled = ["ModelArtsNotebookAutoStopSoon", "ModelArtsClockSkew"]
+    alerts = shipped_alerts({"prometheusRule": {"enabled": True, "disabled": disabled}})
+    assert set(alerts) == set(source_alerts()) - set(disabled)
+    assert alerts == {n: r for n, r in source_alerts().items() if n not in disabled}
+    # Every alert of a group left out: the group goes, not an empty one.
+    notebook = [r["alert"] for g in source_groups() if g["name"] == "modelarts-notebooks"
+                for r in g["rules"]]  # fmt: skip
+    groups = rule_groups({"prometheusRule": {"enabled": True, "disabled": notebook}})
+    assert "modelarts-notebooks" not in [g["name"] for g in groups]
+
+
+@pytest.mark.parametrize("key", ["disabled", "customRules"])
+def test_prometheus_rule_refuses_an_alert_it_does_not_ship(key: str) -> None:
+    """An old name (the alerts were renamed) must not be silently ignored."""
+    value = ["NotebookFailed"] if key == "disabled" else {"FlavorSoldOut": {"for": "1h"}}
+    error = render_error({"prometheusRule": {"enabled": True, key: value}})
+    assert "no shipped alert is called" in error and "CHANGELOG.md" in error
+
+
+def header_threshold_keys() -> set[str]:
+    """The `chart key` column of the threshold table at the top of alerts.yml."""
+    header = (ROOT / "prometheus" / "alerts.yml").read_text().split("\ngroups:")[0]
+    return set(re.findall(r"^#   ModelArts\w+ .* ([a-z][A-Za-z0-9]+)$", header, re.MULTILINE))
+
+
+def test_threshold_values_are_those_of_the_rule_file() -> None:
+    """The defaults render the shipped rules unchanged (test above); here: each key is
+    listed in the table at the top of alerts.yml and each of its keys is a value."""
+    thresholds = chart_values()["prometheusRule"]["thresholds"]
+    assert header_threshold_keys() == set(thresholds)
+
+
+# A value for each threshold, and what it must become in its alert.
+THRESHOLDS = {
+    "stuckInTransitionSeconds": (1200, "ModelArtsNotebookStuckInTransition", ["> 1200\n"]),
+    "queuedTooLongSeconds": (3600, "ModelArtsNotebookQueuedTooLong", ["wait_seconds > 3600)"]),
+    "queueNotMovingFor": ("1h", "ModelArtsNotebookQueueNotMoving", ["rank[1h]", "offset 1h)"]),
+    "failedWithinSeconds": (259200, "ModelArtsNotebookFailed", ["seconds < 259200)"]),
+    "autoStopSoonSeconds": (600, "ModelArtsNotebookAutoStopSoon", ["seconds < 600\n"]),
+    "acceleratorWithoutAutoStopSeconds": (
+        14400,
+        "ModelArtsNotebookAcceleratorWithoutAutoStop",
+        ["seconds > 14400)"],
+    ),
+    "failuresPerHour": (10, "ModelArtsNotebookFailuresHigh", ["> 10\n"]),
+    # A backslash of the regular expression is doubled in the PromQL string.
+    "freeFlavors": (
+        r"modelarts\.vm\.(cpu|gpu)\.free",
+        "ModelArtsFlavorSoldOut",
+        [r'flavor!~"modelarts\\.vm\\.(cpu|gpu)\\.free"'],
+    ),
+    "queueWaitP90Seconds": (7200, "ModelArtsFlavorQueueWaitHigh", ["> 7200\n"]),
+    "dataStaleSeconds": (600, "ModelArtsDataStale", ["> 600\n"]),
+    "apiErrorRatio": (0.25, "ModelArtsAPIErrors", ["> 0.25\n"]),
+    "clockSkewSeconds": (60, "ModelArtsClockSkew", ["> 60\n"]),
+}
+
+
+def test_every_threshold_is_tested() -> None:
+    assert set(THRESHOLDS) == set(chart_values()["prometheusRule"]["thresholds"])
+
+
+def test_thresholds_change_their_alert_and_nothing_else(tmp_path: Path) -> None:
+    values = {key: value for key, (value, _, _) in THRESHOLDS.items()}
+    alerts = shipped_alerts({"prometheusRule": {"enabled": True, "thresholds": values}})
+    sources = source_alerts()
+    changed = {alert for _, alert, _ in THRESHOLDS.values()}
+    for key, (_, alert, fragments) in THRESHOLDS.items():
+        for fragment in fragments:
+            assert alerts[alert]["expr"].count(fragment) == 1, (key, alerts[alert]["expr"])
+    for name in set(sources) - changed:
+        assert alerts[name] == sources[name], name
+    for name in changed:
+        assert {k: v for k, v in alerts[name].items() if k not in ("expr", "annotations")} == {
+            k: v for k, v in sources[name].items() if k not in ("expr", "annotations")
+        }
+    assert alerts["ModelArtsNotebookQueueNotMoving"]["annotations"]["description"].endswith(
+        "throughout the last 1h."
+    )
+    promtool = require_tool("promtool")
+    rules = tmp_path / "rules.yml"
+    groups = rule_groups({"prometheusRule": {"enabled": True, "thresholds": values}})
+    rules.write_text(yaml.safe_dump({"groups": groups}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_threshold_the_rules_lost_fails_the_render(tmp_path: Path) -> None:
+    """A rule rewritten so that the chart cannot find its threshold is an error, not a
+    threshold quietly ignored."""
+    chart = tmp_path / "modelarts-exporter"
+    shutil.copytree(CHART, chart)
+    alerts = chart / "files" / "prometheus" / "alerts.yml"
+    skew = "abs(modelarts_exporter_clock_skew_seconds)"
+    alerts.write_text(alerts.read_text().replace(f"{skew} > 300", f"{skew} >= 300"))
+    with helm.Chart.load(chart) as loaded, pytest.raises(helm.HelmError) as caught:
+        loaded.render({"prometheusRule": {"enabled": True}}, name=RELEASE, namespace=NAMESPACE)
+    assert "prometheusRule.thresholds.clockSkewSeconds" in str(caught.value)
+
+
+def test_labels_annotations_for_severity_and_runbooks_of_the_alerts() -> None:
+    values = {
+        "prometheusRule": {
+            "enabled": True,
+            "additionalRuleLabels": {"team": "ml-platform", "severity": "ignored"},
+            "additionalRuleAnnotations": {"dashboard": "https://grafana.example.com/d/x"},
+            "customRules": {
+                "ModelArtsNotebookFailed": {"for": "15m", "severity": "info"},
+                "ModelArtsNotebookStuckInTransition": {"for": "10m"},
+            },
+            "runbookUrl": "https://wiki.example.com/modelarts/alerts",
+        }
+    }
+    groups = rule_groups(values)
+    sources = source_alerts()
+    for group in groups:
+        for rule in group["rules"]:
+            if "record" in rule:
+                assert "labels" not in rule, "recording rules are left as they are"
+                continue
+            name, source = rule["alert"], sources[rule["alert"]]
+            assert rule["labels"]["team"] == "ml-platform"
+            assert rule["annotations"]["dashboard"] == "https://grafana.example.com/d/x"
+            url = f"https://wiki.example.com/modelarts/alerts#{name.lower()}"
+            assert rule["annotations"]["runbook_url"] == url
+            if name == "ModelArtsNotebookFailed":
+                assert rule["for"] == "15m" and rule["labels"]["severity"] == "info"
+            elif name == "ModelArtsNotebookStuckInTransition":
+                assert rule["for"] == "10m"
+                assert rule["labels"]["severity"] == source["labels"]["severity"]
+            else:
+                assert rule.get("for") == source.get("for"), name
+                assert rule["labels"]["severity"] == source["labels"]["severity"], name
+
+
+def matchers(rule_matchers: list[dict[str, str]]) -> list[str]:
+    """AlertmanagerConfig matchers as Alertmanager's own config writes them."""
+    return [f'{m["name"]}{m.get("matchType", "=")}"{m["value"]}"' for m in rule_matchers]
+
+
+def docs_inhibit_rules() -> list[dict[str, Any]]:
+    """The inhibit_rules of the alertmanager.yml example in docs/alerts.md."""
+    text = (ROOT / "docs" / "alerts.md").read_text()
+    for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL):
+        doc = yaml.safe_load(block)
+        if isinstance(doc, dict) and "inhibit_rules" in doc:
+            return list(doc["inhibit_rules"])
+    pytest.fail("docs/alerts.md has no alertmanager.yml example with inhibit_rules")
+
+
+def test_alertmanager_config_holds_the_inhibitions_of_the_docs() -> None:
+    assert not [o for o in render({"prometheusRule": {"enabled": True}})
+                if o["kind"] == "AlertmanagerConfig"]  # fmt: skip
+    values = {"prometheusRule": {"alertmanagerConfig": {"enabled": True, "labels": {"a": "b"}}}}
+    config = one(render(values), "AlertmanagerConfig")
+    assert config["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+    assert config["metadata"]["namespace"] == NAMESPACE and config["metadata"]["labels"]["a"] == "b"
+    rules = config["spec"]["inhibitRules"]
+    assert [
+        {
+            "source_matchers": matchers(r["sourceMatch"]),
+            "target_matchers": matchers(r["targetMatch"]),
+            "equal": r["equal"],
+        }
+        for r in rules
+    ] == docs_inhibit_rules()
+    alerts = set(source_alerts())
+    for rule in rules:
+        for matcher in rule["sourceMatch"] + rule["targetMatch"]:
+            if matcher["name"] == "alertname":
+                assert set(matcher["value"].split("|")) <= alerts, matcher
 
 
 # -- dashboards --------------------------------------------------------------------------

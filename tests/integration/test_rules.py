@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import promql_parser
 import pytest
 
 from exporter.exposition.metrics import METRICS
@@ -26,25 +27,54 @@ from tests.support.prometheus import (
 )
 
 REQUIRED_ALERTS = {
-    "NotebookStuckInTransition": "warning",
-    "NotebookQueuedTooLong": "warning",
-    "NotebookQueueNotMoving": "warning",
-    "NotebookFailed": "warning",
-    "NotebookAutoStopSoon": "info",
-    "FlavorSoldOut": "warning",
+    "ModelArtsNotebookStuckInTransition": "warning",
+    "ModelArtsNotebookQueuedTooLong": "warning",
+    "ModelArtsNotebookQueueNotMoving": "warning",
+    "ModelArtsNotebookFailed": "warning",
+    "ModelArtsNotebookAutoStopSoon": "info",
+    "ModelArtsNotebookAcceleratorWithoutAutoStop": "warning",
+    "ModelArtsNotebookFailuresHigh": "warning",
+    "ModelArtsFlavorSoldOut": "warning",
+    "ModelArtsFlavorQueueWaitHigh": "warning",
     "ModelArtsExporterDown": "critical",
     "ModelArtsDataStale": "warning",
     "ModelArtsAPIErrors": "warning",
     "ModelArtsAuthFailing": "critical",
+    "ModelArtsCredentialRequestsFailing": "critical",
+    "ModelArtsClockSkew": "warning",
 }
 # Alerts about one notebook: their descriptions name it, its user and its project.
 NOTEBOOK_ALERTS = {
-    "NotebookStuckInTransition",
-    "NotebookQueuedTooLong",
-    "NotebookQueueNotMoving",
-    "NotebookFailed",
-    "NotebookAutoStopSoon",
+    "ModelArtsNotebookStuckInTransition",
+    "ModelArtsNotebookQueuedTooLong",
+    "ModelArtsNotebookQueueNotMoving",
+    "ModelArtsNotebookFailed",
+    "ModelArtsNotebookAutoStopSoon",
+    "ModelArtsNotebookAcceleratorWithoutAutoStop",
 }
+# Alerts where one evaluation can be noise: each has a `for`.
+NEEDS_FOR = {
+    "ModelArtsNotebookFailed",
+    "ModelArtsFlavorSoldOut",
+    "ModelArtsExporterDown",
+    "ModelArtsDataStale",
+    "ModelArtsAPIErrors",
+    "ModelArtsAuthFailing",
+    "ModelArtsCredentialRequestsFailing",
+    "ModelArtsClockSkew",
+}
+RUNBOOK_BASE = "https://github.com/modelarts-exporter/modelarts-exporter/blob/main/docs/alerts.md"
+
+
+def exported_series_names() -> set[str]:
+    """The names of the exporter's series: a histogram's are its _bucket, _count and _sum."""
+    names = set()
+    for metric in METRICS:
+        if metric.type == "histogram":
+            names |= {f"{metric.name}_{suffix}" for suffix in ("bucket", "count", "sum")}
+        else:
+            names.add(metric.name)
+    return names
 
 
 def test_promtool_check_rules():
@@ -86,7 +116,7 @@ def test_notebook_alerts_name_the_notebook_user_and_project(name):
 
 def test_alerts_use_only_exporter_metrics_and_up_and_no_recording_rule():
     """alerts.yml works without recording.yml, against the metrics the exporter serves."""
-    allowed = {m.name for m in METRICS} | {"up"}
+    allowed = exported_series_names() | {"up"}
     for name, rule in alert_rules().items():
         used = metric_names(rule["expr"])
         assert used, name
@@ -94,17 +124,63 @@ def test_alerts_use_only_exporter_metrics_and_up_and_no_recording_rule():
     assert not recording_rule_names() & set(ALERTS_FILE.read_text().split())
 
 
-def test_exporter_down_selects_the_job_once_and_the_stuck_alert_uses_update_time():
+def _job_matchers(expr: str) -> list[str]:
+    found: list[str] = []
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.extend(str(m) for m in node.matchers.matchers if m.name == "job")
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def test_no_rule_names_the_scrape_job():
+    """Any job name works: the exporter's targets are recognised by what they serve."""
+    for path in RULE_FILES:
+        for rule in rules(path):
+            assert not _job_matchers(rule["expr"]), rule.get("alert") or rule["record"]
+    down = alert_rules()["ModelArtsExporterDown"]["expr"]
+    assert "up == 0" in down and "modelarts_exporter_build_info" in down
+    assert "modelarts_up == 0" in down
+
+
+def test_alert_specifics():
     alerts = alert_rules()
-    down = alerts["ModelArtsExporterDown"]["expr"]
-    assert down.count('job=~".*modelarts.*"') == 1 and "modelarts_up == 0" in down
-    stuck = alerts["NotebookStuckInTransition"]
+    stuck = alerts["ModelArtsNotebookStuckInTransition"]
     assert "modelarts_notebook_instance_updated_timestamp_seconds" in stuck["expr"]
     assert "for" not in stuck, "the update time survives restarts; a `for` would not"
     for status in ("CREATING", "STARTING", "RESTARTING", "STOPPING", "RESIZING"):
         assert status in stuck["expr"]
     assert re.search(r"code!~\"2\.\.\"", alerts["ModelArtsAPIErrors"]["expr"])
     assert '{code=~"401|403"}' in alerts["ModelArtsAuthFailing"]["expr"]
+    assert '{code!~"2.."}' in alerts["ModelArtsCredentialRequestsFailing"]["expr"]
+    assert 'flavor!~".*free.*"' in alerts["ModelArtsFlavorSoldOut"]["expr"]
+    failures = alerts["ModelArtsNotebookFailuresHigh"]["expr"]
+    assert "modelarts_notebook_status_transitions_total" in failures
+    assert "CREATE_FAILED|START_FAILED" in failures
+    assert "histogram_quantile(0.9" in alerts["ModelArtsFlavorQueueWaitHigh"]["expr"]
+    guard = alerts["ModelArtsNotebookAcceleratorWithoutAutoStop"]["expr"]
+    assert 'resource=~"gpu|npu"' in guard and "auto_stop_enabled == 1" in guard
+    assert "updated_timestamp_seconds" in alerts["ModelArtsNotebookFailed"]["expr"]
+
+
+def test_every_alert_has_the_prefix_a_runbook_and_a_for_where_noise_is_possible():
+    docs = (ROOT / "docs" / "alerts.md").read_text()
+    for name, rule in alert_rules().items():
+        assert name.startswith("ModelArts"), f"{name} lacks the common ModelArts prefix"
+        # GitHub's anchor of the "### <name>" heading of docs/alerts.md.
+        assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#{name.lower()}", name
+        assert re.search(rf"^### {name}$", docs, re.MULTILINE), f"no section for {name}"
+        if name in NEEDS_FOR:
+            assert rule.get("for"), f"{name} fires on a single evaluation"
+
+
+def test_alerts_keep_the_labels_of_the_exporter_series():
+    """Aggregations use `without`, so namespace, pod or target labels reach Alertmanager
+    (its inhibitions and the Prometheus Operator's namespace matcher need them)."""
+    for name, rule in alert_rules().items():
+        assert not re.search(r"\b(sum|max|min|avg|count) by\b", rule["expr"]), name
 
 
 def test_recording_rules_follow_the_naming_convention():
@@ -154,7 +230,15 @@ def test_thresholds_are_documented_in_the_file_and_the_docs():
 
 # Each mutation moves one threshold a little, or drops a filter; the unit tests must notice.
 WARN_FOR = "\n        labels:\n          severity: warning"
-CRIT_FOR = "\n        labels:\n          severity: critical"
+CRIT_FOR = (
+    "\n        labels:\n          severity: critical\n        annotations:\n          summary:"
+)
+AUTH = ' "ModelArts rejects'
+CREDENTIALS = ' "The exporter cannot get credentials'
+REFRESH = "\n            ) > 0\n          )\n          and on (job, instance, project_id)\n"
+REFRESH_FAILING = REFRESH + "            (modelarts_up == 0)"
+REFRESH_WORKING = REFRESH + "            (modelarts_up >= 0)"
+CLOCK = WARN_FOR + '\n        annotations:\n          summary: "Clock'
 MUTATIONS = [
     pytest.param("> 900\n", "> 898\n", id="stuck-threshold-down"),
     pytest.param("> 900\n", "> 902\n", id="stuck-threshold-up"),
@@ -165,19 +249,59 @@ MUTATIONS = [
     pytest.param("for: 5m" + WARN_FOR, "for: 4m" + WARN_FOR, id="failed-for"),
     pytest.param("_FAILED|UNAVAILABLE|", "_FAILED|", id="failed-unavailable"),
     pytest.param('|UNAVAILABLE|ERROR"', '|UNAVAILABLE"', id="failed-error"),
+    pytest.param("seconds < 86400)", "seconds < 86398)", id="failed-recent-down"),
+    pytest.param("seconds < 86400)", "seconds < 86402)", id="failed-recent-up"),
     pytest.param("|SNAPSHOTTING|", "|", id="stuck-snapshotting"),
     pytest.param("remaining_seconds < 900", "remaining_seconds < 902", id="autostop-up"),
     pytest.param("remaining_seconds < 900", "remaining_seconds < 898", id="autostop-down"),
-    pytest.param('{status="RUNNING"}', "{}", id="autostop-running-only"),
+    pytest.param(
+        'status{status="RUNNING"}\n          )', "status{}\n          )", id="autostop-running-only"
+    ),
+    pytest.param("seconds > 28800)", "seconds > 28798)", id="accelerator-down"),
+    pytest.param("seconds > 28800)", "seconds > 28802)", id="accelerator-up"),
+    pytest.param('{resource=~"gpu|npu"} > 0', '{resource=~"gpu"} > 0', id="accelerator-npu"),
+    pytest.param("auto_stop_enabled == 1", "auto_stop_enabled == 2", id="accelerator-auto-stop"),
+    pytest.param(
+        'status{status="RUNNING"}\n            and on',
+        "status{}\n            and on",
+        id="accelerator-running-only",
+    ),
+    pytest.param("\n          > 3\n", "\n          > 2\n", id="failures-down"),
+    pytest.param("\n          > 3\n", "\n          > 4\n", id="failures-up"),
+    pytest.param('"CREATE_FAILED|START_FAILED"', '"CREATE_FAILED"', id="failures-start"),
     pytest.param("== 1\n        for: 10m", "== 1\n        for: 11m", id="sold-out-for"),
-    pytest.param("for: 5m" + CRIT_FOR, "for: 6m" + CRIT_FOR, id="down-for"),
-    pytest.param('job=~".*modelarts.*"', 'job=~".*"', id="down-job-matcher"),
+    pytest.param('{flavor!~".*free.*"}', "", id="sold-out-free-flavors"),
+    pytest.param("> 3600\n", "> 3598\n", id="queue-wait-down"),
+    pytest.param("> 3600\n", "> 3602\n", id="queue-wait-up"),
+    pytest.param("histogram_quantile(0.9,", "histogram_quantile(0.5,", id="queue-wait-p90"),
+    pytest.param('"", "")\n        for: 5m', '"", "")\n        for: 6m', id="down-for"),
+    pytest.param("up == 0\n            and on", "up == 0\n            or on", id="down-target"),
     pytest.param("seconds > 300", "seconds > 298", id="stale-down"),
     pytest.param("seconds > 300", "seconds > 302", id="stale-up"),
+    pytest.param("> 300\n        for: 2m", "> 300\n        for: 3m", id="stale-for-up"),
+    pytest.param("> 300\n        for: 2m", "> 300\n        for: 1m", id="stale-for-down"),
     pytest.param("> 0.1\n", "> 0.08\n", id="api-errors-down"),
     pytest.param("> 0.1\n", "> 0.12\n", id="api-errors-up"),
     pytest.param('401|403"}[20m]', '401|403"}[25m]', id="auth-window-up"),
     pytest.param('401|403"}[20m]', '401|403"}[15m]', id="auth-window-down"),
+    pytest.param("for: 5m" + CRIT_FOR + AUTH, "for: 6m" + CRIT_FOR + AUTH, id="auth-for"),
+    pytest.param(
+        '403"}[20m])' + REFRESH_FAILING, '403"}[20m])' + REFRESH_WORKING, id="auth-refresh-failing"
+    ),
+    pytest.param('2.."}[20m]', '2.."}[25m]', id="credentials-window-up"),
+    pytest.param('2.."}[20m]', '2.."}[15m]', id="credentials-window-down"),
+    pytest.param(
+        "for: 5m" + CRIT_FOR + CREDENTIALS, "for: 6m" + CRIT_FOR + CREDENTIALS, id="credentials-for"
+    ),
+    pytest.param(
+        '2.."}[20m])' + REFRESH_FAILING,
+        '2.."}[20m])' + REFRESH_WORKING,
+        id="credentials-refresh-failing",
+    ),
+    pytest.param("skew_seconds) > 300", "skew_seconds) > 298", id="clock-skew-down"),
+    pytest.param("skew_seconds) > 300", "skew_seconds) > 302", id="clock-skew-up"),
+    pytest.param("abs(modelarts", "(modelarts", id="clock-skew-abs"),
+    pytest.param("for: 10m" + CLOCK, "for: 11m" + CLOCK, id="clock-skew-for"),
 ]
 
 
