@@ -21,6 +21,7 @@ from exporter.config.settings import (
     parse_listen_address,
 )
 from exporter.config.targets_file import ConfigError, check_unique_projects, load_config
+from exporter.http.connections import Limits
 from exporter.http.server import HttpServer, MetricsApp
 from exporter.http.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
 from exporter.logs import setup_logging
@@ -144,9 +145,15 @@ def serve(
         telemetry_path=settings.web_telemetry_path,
         description=f"Targets: {', '.join(targets.names())}.",
         reload=reload if settings.config_file else None,
+        lifecycle=settings.web_enable_lifecycle,
     )
     host, port = parse_listen_address(settings.web_listen_address)
-    server = HttpServer(app, host, port, web_config, tls)
+    limits = Limits(
+        read_timeout=settings.web_read_timeout,
+        max_connections=settings.web_max_connections,
+        max_requests=settings.web_max_requests,
+    )
+    server = HttpServer(app, host, port, web_config, tls, limits, on_failure=stopping.set)
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
@@ -158,13 +165,14 @@ def serve(
         signal.signal(signal.SIGHUP, on_sighup)
     server.start()
     log.info(
-        "serving version=%s address=%s://%s:%d targets=%s basic_auth=%s",
+        "serving version=%s address=%s://%s:%d targets=%s basic_auth=%s lifecycle=%s",
         __version__,
         "https" if tls else "http",
         host,
         server.port,
         ",".join(targets.names()),
         bool(web_config and web_config.basic_auth_users),
+        settings.web_enable_lifecycle,
     )
     # Warm the caches now, so /-/ready turns true without waiting for the first scrape.
     targets.warm_up()
@@ -178,3 +186,5 @@ def serve(
         reload()
     log.info("shutting down")
     server.stop()
+    if server.failed:  # the error is logged: end with status 1 for a restart
+        raise OSError("the HTTP server failed")

@@ -97,6 +97,39 @@ class Settings(BaseSettings):
         ENV_PREFIX + "WEB_TELEMETRY_PATH",
         "path under which metrics are served",
     )
+    web_read_timeout: float = _setting(
+        10.0,
+        "--web.read-timeout",
+        ENV_PREFIX + "WEB_READ_TIMEOUT",
+        "seconds a client has from connecting to send its whole request head (TLS handshake "
+        "included), and the longest a read or write of an answer may stall; then it is closed",
+        gt=0,
+        le=3600,
+    )
+    web_max_connections: int = _setting(
+        1024,
+        "--web.max-connections",
+        ENV_PREFIX + "WEB_MAX_CONNECTIONS",
+        "client connections held at once; beyond it the oldest one still sending its request "
+        "is closed (or, when none is, the new one gets a 503)",
+        ge=1,
+        le=1_000_000,
+    )
+    web_max_requests: int = _setting(
+        32,
+        "--web.max-requests",
+        ENV_PREFIX + "WEB_MAX_REQUESTS",
+        "requests answered at once (worker threads); more wait in turn. Probes have two "
+        "threads of their own",
+        ge=1,
+        le=1024,
+    )
+    web_enable_lifecycle: bool = _setting(
+        False,
+        "--web.enable-lifecycle",
+        ENV_PREFIX + "WEB_ENABLE_LIFECYCLE",
+        "accept POST /-/reload (SIGHUP reloads either way)",
+    )
 
     # -- what to list -----------------------------------------------------------------
     config_file: str = _setting(

@@ -1,28 +1,28 @@
-"""HTTP endpoints on prometheus_client's threading WSGI server.
+"""HTTP endpoints, on the bounded server of `connections.py`.
 
 `/metrics` (or the configured path) serves the renderer's bytes in the negotiated format,
-gzip-compressed when asked; `/` is a landing page; `/-/healthy` answers while the process
-lives; `/-/ready` once there is data fresh enough to serve.
+gzip-compressed when asked, with the HTTP server's own counters; `/` is a landing page;
+`/-/healthy` answers while the process lives; `/-/ready` once there is data fresh enough
+to serve; `POST /-/reload` re-reads the targets file when the lifecycle API is enabled
+(`--web.enable-lifecycle`, as in Prometheus).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
 from exporter.exposition.formats import negotiate
-from exporter.exposition.render import Renderer
-from exporter.http.webconfig import TLSServerMixin, WebConfig, wrap_app
+from exporter.exposition.render import Body, Renderer
+from exporter.http.connections import ConnectionServer, ConnectionStats, Limits
+from exporter.http.webconfig import WebConfig, wrap_app
 from exporter.pipeline.targets import TargetSet
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,13 @@ class MetricsApp:
         telemetry_path: str = "/metrics",
         description: str = "",
         reload: Callable[[], str | None] | None = None,
+        lifecycle: bool = False,
     ) -> None:
         self.targets = targets
         self.telemetry_path = telemetry_path
         self.reload = reload  # returns None when done, else what is wrong
+        self.lifecycle = lifecycle  # POST /-/reload accepted
+        self.connections = ConnectionStats()  # the server's counters, served with the metrics
         self.landing = _landing_page(telemetry_path, description)
         self.renderer = Renderer(targets.statuses)
         self._probes: dict[str, Renderer] = {}  # one per target, for /probe?target=NAME
@@ -83,6 +86,13 @@ class MetricsApp:
     def _reload(self, method: str, start_response: StartResponse) -> Iterable[bytes]:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"Only POST.\n")
+        if not self.lifecycle:  # Prometheus's answer when --web.enable-lifecycle is not set
+            return _plain(
+                start_response,
+                "403 Forbidden",
+                b"Lifecycle API is not enabled: start with --web.enable-lifecycle "
+                b"(SIGHUP reloads without it).\n",
+            )
         if self.reload is None:
             return _plain(start_response, "400 Bad Request", b"No --config.file to reload.\n")
         problem = self.reload()
@@ -92,16 +102,23 @@ class MetricsApp:
         self._probes = {n: r for n, r in self._probes.items() if n in names}
         return _plain(start_response, "200 OK", b"Reloaded.\n")
 
-    @staticmethod
     def _metrics(
-        renderer: Renderer, environ: dict[str, Any], start_response: StartResponse
+        self, renderer: Renderer, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        body = renderer.render(negotiate(environ.get("HTTP_ACCEPT")))
+        body = self._with_connections(renderer.render(negotiate(environ.get("HTTP_ACCEPT"))))
         # The parts are sent as they are, cached bytes never copied.
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             members = renderer.gzip(body)
             return _send(start_response, "200 OK", body.fmt.content_type, members, gzip=True)
         return _send(start_response, "200 OK", body.fmt.content_type, body.chunks())
+
+    def _with_connections(self, body: Body) -> Body:
+        """The HTTP server's families added to the per-scrape part, before `# EOF`."""
+        fmt = body.fmt
+        exporter = body.exporter.removesuffix(fmt.eof)
+        return dataclasses.replace(
+            body, exporter=exporter + self.connections.exposition(fmt) + fmt.eof
+        )
 
 
 def _send(
@@ -142,32 +159,13 @@ code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 """.encode()
 
 
-class _Handler(WSGIRequestHandler):
-    """Logs requests at debug level instead of printing them to stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
-
-
-class _Server(TLSServerMixin, ThreadingWSGIServer):
-    # Non-daemon request threads, joined on close: an in-flight scrape finishes on SIGTERM.
-    daemon_threads = False
-    block_on_close = True
-    # socketserver's backlog of 5 drops connections under a burst of scrapes, and a
-    # dropped connection is retried after 1, 3, 7, 15, 31 s: the scrape takes that long.
-    request_queue_size = 128
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 UNPROTECTED = ("/-/healthy", "/-/ready")  # for kubelet probes, which carry no credentials
 
 
 class HttpServer:
     """Serves `app` on host:port in a background thread until `stop()`, over TLS and
-    behind basic auth when the web config says so."""
+    behind basic auth when the web config says so, within `limits` (the probe paths
+    have workers of their own)."""
 
     def __init__(
         self,
@@ -176,17 +174,35 @@ class HttpServer:
         port: int,
         web_config: WebConfig | None = None,
         tls: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
-        server_class = _Server6 if ":" in host else _Server
         wsgi = wrap_app(app, web_config, exempt_paths=UNPROTECTED)
-        self._server = make_server(host, port, wsgi, server_class, handler_class=_Handler)
-        self._server.enable_tls(tls)
+        self._server = ConnectionServer(
+            host,
+            port,
+            wsgi,
+            tls=tls,
+            limits=limits or Limits(),
+            stats=app.connections,
+            probe_paths=UNPROTECTED,
+        )
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self.failed = False  # the server's loop ended on an error (logged)
+        self._on_failure = on_failure
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def _serve(self) -> None:
+        try:
+            self._server.serve_forever()
+        except Exception:
+            self.failed = True
+            if self._on_failure is not None:
+                self._on_failure()
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Returns within the limits' shutdown grace (and a second), whatever the clients."""
+        self._server.stop()
