@@ -331,8 +331,23 @@ class Settings(BaseSettings):
         8.0,
         "--refresh-budget",
         ENV_PREFIX + "REFRESH_BUDGET",
-        "seconds a whole refresh may take (keep it under Prometheus's scrape timeout)",
+        "seconds a scrape waits for a refresh (keep it under Prometheus's scrape timeout); "
+        "a longer refresh goes on in the background and is served when it lands",
         gt=0,
+    )
+    refresh_timeout: float = _setting(
+        120.0,
+        "--refresh-timeout",
+        ENV_PREFIX + "REFRESH_TIMEOUT",
+        "seconds a refresh may run before it counts as failed (at least --refresh-budget)",
+        gt=0,
+    )
+    refresh_background: bool = _setting(
+        False,
+        "--refresh.background",
+        ENV_PREFIX + "REFRESH_BACKGROUND",
+        "once there is data, a scrape after the TTL is answered at once and the refresh "
+        "runs in the background (stale-while-revalidate)",
     )
     max_response_bytes: int = _setting(
         64 * 1024 * 1024,
@@ -418,6 +433,12 @@ class Settings(BaseSettings):
         if not value.startswith("/") or value in ("/", "/-/healthy", "/-/ready"):
             raise ValueError("must be a path starting with / other than the reserved ones")
         return value
+
+    @model_validator(mode="after")
+    def _check_refresh_timeout(self) -> Settings:
+        if self.refresh_timeout < self.refresh_budget:
+            raise MissingSetting("refresh_timeout", "must be at least --refresh-budget")
+        return self
 
     @model_validator(mode="after")
     def _check_required(self) -> Settings:

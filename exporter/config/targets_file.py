@@ -118,6 +118,7 @@ class TargetConfig(_Strict):
     page_size: int | None = Field(None, ge=0)
     request_timeout: float | None = Field(None, gt=0)
     refresh_budget: float | None = Field(None, gt=0)
+    refresh_timeout: float | None = Field(None, gt=0)
 
 
 class ConfigFile(_Strict):

@@ -3,9 +3,9 @@
 `list_instances()` is one refresh: the historical list, the newer one (every notebook of
 the project with `show_self` false: `/notebooks/all`, billed and CodeLab instances), and
 the newer API's flavors, kept for `flavor_ttl` seconds. A refresh never takes longer than
-`refresh_budget`, so the scrape that waits for it stays under Prometheus's default 10 s
-scrape timeout. No request leaves before a 429's `Retry-After`, whichever call it
-answered, and an authentication failure ends the refresh: a 401 is answered by one
+`refresh_timeout` (how long a scrape waits for it is the cache's business). No request
+leaves before a 429's `Retry-After`, whichever call it answered, and an authentication
+failure ends the refresh: a 401 is answered by one
 renewal of the credentials, a 403 (a missing permission) by none, and neither is
 repeated (five failures in a row lock the key for five minutes); the cache backs off.
 Which parameters, paths and paging: docs/targets.md, with the vendor's evidence.
@@ -143,7 +143,7 @@ class ModelArtsClient:
         page_size: int = 200,
         page_concurrency: int = 4,
         request_timeout: float = 5.0,
-        refresh_budget: float = 8.0,
+        refresh_timeout: float = 8.0,
         max_response_bytes: int = 64 * 1024 * 1024,
         verify: bool | str = True,
         clock: Callable[[], float] = time.monotonic,
@@ -166,7 +166,7 @@ class ModelArtsClient:
         self.page_size = page_size
         self.page_concurrency = page_concurrency
         self.request_timeout = request_timeout
-        self.refresh_budget = refresh_budget
+        self.refresh_timeout = refresh_timeout
         self.max_response_bytes = max_response_bytes
         self.requests = RequestCounter()
         self.auth = auth
@@ -192,7 +192,7 @@ class ModelArtsClient:
 
     def list_instances(self) -> Listing:
         """One refresh: every page of the configured API(s), each notebook once."""
-        refresh = _Refresh(self._clock() + self.refresh_budget)
+        refresh = _Refresh(self._clock() + self.refresh_timeout)
         pages: list[Page] = []
         # Where both APIs list a notebook, the historical one's record is kept: it alone
         # tells queue rank, flavor sales and error codes.
@@ -308,7 +308,7 @@ class ModelArtsClient:
             remaining = refresh.deadline - self._clock()
             if remaining <= 0:
                 raise ApiError(
-                    f"refresh budget of {self.refresh_budget:g}s exhausted", code="timeout"
+                    f"refresh timeout of {self.refresh_timeout:g}s exhausted", code="timeout"
                 )
             try:
                 return self._send(url, params, min(self.request_timeout, remaining), refresh)
@@ -425,7 +425,7 @@ class ModelArtsClient:
                     )
                 if self._clock() > deadline:
                     raise ApiError(
-                        "response still arriving at the end of the budget", code="timeout"
+                        "response still arriving at the end of the refresh timeout", code="timeout"
                     )
                 chunks.append(chunk)
         except requests.RequestException as err:

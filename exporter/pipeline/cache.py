@@ -1,11 +1,20 @@
 """The snapshot cache of one project: TTL, single flight, stale-on-error, back-off.
 
-A listing is served for `ttl` seconds. When it has expired, the first scrape refreshes
-it and every concurrent scrape waits for that same refresh (one upstream listing, however
-many scrapers). When a refresh fails, the last good snapshot keeps being served until it
-is older than `max_staleness`, while `modelarts_up` says 0. A failed refresh is not
-repeated before the next attempt time: the TTL for most errors, a 429's `Retry-After`,
-and an exponential back-off for 401/403 (the gateway locks a key after five failures).
+A listing is served for `ttl` seconds. When it has expired, the first scrape starts a
+refresh and every concurrent scrape joins that same refresh (one upstream listing, however
+many scrapers). A scrape waits for it at most `wait` seconds (the refresh budget, so it
+stays under Prometheus's scrape timeout); a refresh that takes longer is not thrown away:
+it goes on in the background and its listing is served when it lands, while scrapes are
+answered from what is there (the last good snapshot, `modelarts_up` as the last refresh
+ended). Only a refresh still running after `give_up` seconds counts as failed. With
+`background`, a scrape that has data to serve never waits: it starts the refresh and
+answers at once (stale-while-revalidate; data age stays under TTL plus refresh time).
+
+When a refresh fails, the last good snapshot keeps being served until it is older than
+`max_staleness`, while `modelarts_up` says 0. A failed refresh is not repeated before the
+next attempt time: the TTL for most errors, a 429's `Retry-After`, and an exponential
+back-off for 401/403 (the gateway locks a key after five failures). Without `wait`, the
+refresh runs in the scrape's own thread (tests with a fake clock).
 """
 
 from __future__ import annotations
@@ -14,8 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-
-from cachetools import TTLCache
+from dataclasses import dataclass, field
 
 from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
@@ -31,6 +39,15 @@ AUTH_BACKOFF_CAP = 900.0
 RETRY_AFTER_CAP = AUTH_BACKOFF_CAP  # a gateway's Retry-After is honoured up to this
 
 
+@dataclass
+class _Flight:
+    """One refresh under way, which every scrape that wants one joins."""
+
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    overdue: bool = False  # counted as failed: it outlived `give_up`
+
+
 class SnapshotCache:
     def __init__(
         self,
@@ -42,7 +59,9 @@ class SnapshotCache:
         telemetry: Callable[[], Telemetry] = Telemetry,
         options: SeriesOptions | None = None,
         target: tuple[str, str, str] = ("", "", ""),
-        fetch_timeout: float | None = None,
+        wait: float | None = None,
+        give_up: float | None = None,
+        background: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project_id = project_id
@@ -53,12 +72,14 @@ class SnapshotCache:
         self._options = options or SeriesOptions()
         self._target = target  # name, region, list API: modelarts_exporter_target_info
         self._clock = clock
-        # The longest a scrape waits for a refresh; the client's budget is checked only
-        # between reads, and a peer that trickles bytes would hold every scrape.
-        self._fetch_timeout = fetch_timeout
-        self._straggler: threading.Thread | None = None  # a refresh given up on
-        self._fresh: TTLCache[str, Snapshot] = TTLCache(maxsize=1, ttl=ttl, timer=clock)
-        self._refresh_lock = threading.Lock()  # the single flight
+        self._wait = wait
+        # A refresh still running after this is counted as failed (a peer that trickles
+        # bytes would otherwise keep the last result, and `modelarts_up`, forever).
+        self._give_up = give_up if give_up is not None else wait
+        self._background = background
+        self._lock = threading.Lock()  # the state below, and the single flight
+        self._flight: _Flight | None = None
+        self._fresh_until = float("-inf")
         self._last_good: Snapshot | None = None
         # Whatever was seen to change from one good listing to the next, since the start.
         self._changes = Changes()
@@ -70,12 +91,69 @@ class SnapshotCache:
         self._next_attempt = 0.0
 
     def status(self) -> TargetStatus:
-        """The status to serve now, refreshing first when the listing has expired."""
-        if self._expired():
-            with self._refresh_lock:
-                if self._expired():  # another scrape may have refreshed while we waited
-                    self._refresh()
+        """The status to serve now; a refresh first when the listing has expired, waited
+        for as long as `wait` allows."""
+        flight, started_here = self._flight_to_join()
+        if flight is not None:
+            if self._wait is None and started_here:  # no worker: the scrape that starts it
+                self._run(flight)
+            elif self._wait is None:
+                flight.done.wait()
+            elif not flight.overdue and not (self._background and self.peek().snapshot is not None):
+                flight.done.wait(self._wait)
+                self._check_overdue(flight)
         return self.peek()
+
+    def _flight_to_join(self) -> tuple[_Flight | None, bool]:
+        """The refresh under way, or a new one when the listing has expired (and whether
+        it is new); None when the listing is fresh or the next attempt is not due."""
+        with self._lock:
+            if self._flight is not None:
+                return self._flight, False
+            now = self._clock()
+            if now < self._fresh_until or now < self._next_attempt:
+                return None, False
+            flight = self._flight = _Flight(started=now)
+        if self._wait is not None:
+            worker = threading.Thread(
+                target=self._run, args=(flight,), name=f"refresh-{self.project_id}", daemon=True
+            )
+            worker.start()
+        return flight, True
+
+    def _run(self, flight: _Flight) -> None:
+        try:
+            listing = self._fetch()
+        except ApiError as err:
+            self._failed(flight, err)
+        except Exception:  # a bug must not take the exporter down: count it, log it, go on
+            log.exception("refresh failed unexpectedly project_id=%s", self.project_id)
+            self._failed(flight, None)
+        else:
+            self._succeeded(flight, listing)
+        finally:
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
+
+    def _check_overdue(self, flight: _Flight) -> None:
+        """A refresh running longer than `give_up` is counted as failed, once; its listing
+        is still served if it lands."""
+        if self._give_up is None or flight.done.is_set():
+            return
+        with self._lock:
+            running = self._clock() - flight.started
+            if flight.overdue or running < self._give_up:
+                return
+            flight.overdue = True
+            self._up = False
+        log.warning(
+            "refresh still running after %.0fs project_id=%s; counted as failed, its data "
+            "is served if it lands (refresh budget exceeded)",
+            running,
+            self.project_id,
+        )
 
     def peek(self) -> TargetStatus:
         """The status to serve now, without ever calling the API (readiness, describe)."""
@@ -93,67 +171,27 @@ class SnapshotCache:
             target=self._target,
         )
 
-    def _expired(self) -> bool:
-        return "listing" not in self._fresh and self._clock() >= self._next_attempt
-
-    def _fetch_bounded(self) -> Listing:
-        """`fetch()`, given up on after `fetch_timeout` (it then ends in the background)."""
-        if self._fetch_timeout is None:
-            return self._fetch()
-        if self._straggler is not None and self._straggler.is_alive():
-            raise ApiError("the previous refresh is still running", code="timeout")
-        outcome: list[Listing | Exception] = []
-
-        def run() -> None:
-            try:
-                outcome.append(self._fetch())
-            except Exception as err:
-                outcome.append(err)
-
-        worker = threading.Thread(target=run, name=f"refresh-{self.project_id}", daemon=True)
-        worker.start()
-        worker.join(self._fetch_timeout)
-        if worker.is_alive():
-            self._straggler = worker
-            raise ApiError(
-                f"refresh budget exceeded: still running after {self._fetch_timeout:g}s",
-                code="timeout",
+    def _succeeded(self, flight: _Flight, listing: Listing) -> None:
+        with self._lock:
+            finished = self._clock()
+            previous = self._last_good.instances if self._last_good is not None else None
+            self._changes = self._changes.after(previous, listing.instances, flight.started)
+            snapshot = Snapshot(
+                self.project_id,
+                tuple(listing.instances),
+                flight.started,
+                self._options,
+                listing.flavors,
+                self._changes,
             )
-        result = outcome[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def _refresh(self) -> None:
-        started = self._clock()
-        try:
-            listing = self._fetch_bounded()
-        except ApiError as err:
-            self._failed(started, err)
-            return
-        except Exception:  # a bug must not take the exporter down: count it, log it, go on
-            log.exception("refresh failed unexpectedly project_id=%s", self.project_id)
-            self._failed(started, None)
-            return
-        finished = self._clock()
-        previous = self._last_good.instances if self._last_good is not None else None
-        self._changes = self._changes.after(previous, listing.instances, started)
-        snapshot = Snapshot(
-            self.project_id,
-            tuple(listing.instances),
-            started,
-            self._options,
-            listing.flavors,
-            self._changes,
-        )
-        self._fresh["listing"] = snapshot
-        self._last_good = snapshot
-        self._up = True
-        self._last_success = finished
-        self._last_duration = finished - started
-        self._invalid_total += listing.invalid
-        self._auth_failures = 0
-        self._next_attempt = 0.0
+            self._last_good = snapshot
+            self._fresh_until = finished + self.ttl
+            self._up = True
+            self._last_success = finished
+            self._last_duration = finished - flight.started
+            self._invalid_total += listing.invalid
+            self._auth_failures = 0
+            self._next_attempt = 0.0
         if listing.invalid:
             log.warning(
                 "skipped unreadable instance records project_id=%s count=%d",
@@ -161,28 +199,30 @@ class SnapshotCache:
                 listing.invalid,
             )
         log.debug(
-            "refreshed project_id=%s instances=%d duration=%.3fs",
+            "refreshed project_id=%s instances=%d duration=%.3fs%s",
             self.project_id,
             len(listing.instances),
-            self._last_duration,
+            finished - flight.started,
+            " (after the refresh budget)" if flight.overdue else "",
         )
 
-    def _failed(self, started: float, err: ApiError | None) -> None:
-        now = self._clock()
-        self._up = False
-        self._last_duration = now - started
-        wait = self.ttl
-        if err is not None and err.is_auth:
-            self._auth_failures += 1
-            wait = min(AUTH_BACKOFF_BASE * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
-        elif err is not None and err.retry_after is not None:
-            wait = min(max(err.retry_after, 1.0), RETRY_AFTER_CAP)
-        self._next_attempt = now + wait
-        if err is not None:
+    def _failed(self, flight: _Flight, err: ApiError | None) -> None:
+        with self._lock:
+            now = self._clock()
+            self._up = False
+            self._last_duration = now - flight.started
+            wait = self.ttl
+            if err is not None and err.is_auth:
+                self._auth_failures += 1
+                wait = min(AUTH_BACKOFF_BASE * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
+            elif err is not None and err.retry_after is not None:
+                wait = min(max(err.retry_after, 1.0), RETRY_AFTER_CAP)
+            self._next_attempt = now + wait
             stale = (
                 self._last_good is not None
                 and now - self._last_good.fetched_at <= self.max_staleness
             )
+        if err is not None:
             log.warning(
                 "refresh failed project_id=%s error=%r next_attempt_in=%.0fs serving=%s",
                 self.project_id,

@@ -46,7 +46,7 @@ class Target:
             page_size=settings.page_size,
             page_concurrency=settings.page_concurrency,
             request_timeout=settings.request_timeout,
-            refresh_budget=settings.refresh_budget,
+            refresh_timeout=settings.refresh_timeout,
             max_response_bytes=settings.max_response_bytes,
         )
         self.cache = SnapshotCache(
@@ -57,7 +57,9 @@ class Target:
             telemetry=self.client.telemetry,
             options=settings.series_options,
             target=(name, settings.region, settings.api),
-            fetch_timeout=settings.refresh_budget + 2.0,
+            wait=settings.refresh_budget,
+            give_up=settings.refresh_timeout,
+            background=settings.refresh_background,
         )
 
     def secrets(self) -> list[str]:

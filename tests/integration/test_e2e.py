@@ -121,3 +121,33 @@ def test_clean_shutdown(signum):
     with exporter_process("--demo") as exporter:
         exporter.process.send_signal(signum)
         assert exporter.process.wait(timeout=5) == 0
+
+
+def test_a_fleet_slower_to_list_than_the_budget_still_gets_up(metric_values):
+    """No cliff: a refresh longer than --refresh-budget goes on in the background, lands,
+    and is served; later slow refreshes do not turn modelarts_up to 0 while they run."""
+    flags = ("--refresh-budget", "1", "--cache-ttl", "2", "--page-size", "50")
+    with (
+        Simulator(Fleet(size=120, seed=4), latency=0.5) as sim,  # a refresh takes ~3 s
+        exporter_process(*flags, env=env_for(sim.url), ready=False) as exporter,
+    ):
+        deadline = time.monotonic() + 30
+        seen: list[tuple[float, float, int]] = []  # scrape time, up, notebooks
+        # Until a third refresh starts: the second, as slow as the first, ran meanwhile.
+        while time.monotonic() < deadline and sim.stats.listings < 3:
+            started = time.monotonic()
+            try:
+                m = metric_values(exporter.get()[2].decode())
+            except OSError:  # not listening yet
+                time.sleep(0.2)
+                continue
+            assert time.monotonic() - started < 3  # a scrape never waits for the whole refresh
+            seen.append(
+                (started, m("modelarts_up"), len(m.all("modelarts_notebook_instance_info")))
+            )
+            time.sleep(0.25)
+    ups = [up for _, up, _ in seen]
+    assert 1 in ups, f"never up: {seen}"
+    after = seen[ups.index(1) :]
+    assert all(up == 1 and count > 0 for _, up, count in after), after
+    assert sim.stats.listings >= 3  # several slow refreshes happened meanwhile

@@ -54,6 +54,8 @@ EXPORTER_FLAGS = (
     str(TTL),
     "--refresh-budget",
     str(BUDGET),
+    "--refresh-timeout",  # as long as a scrape waits: a stuck refresh shows at once
+    str(BUDGET),
     "--request-timeout",
     "1",
     "--max-response-bytes",

@@ -168,7 +168,7 @@ def test_429_waits_for_retry_after_before_the_next_request():
 def test_429_with_retry_after_beyond_the_budget_fails_and_says_when():
     responses.get(URL, status=429, headers={"Retry-After": "120"}, json={"error_code": "APIG.0308"})
     with pytest.raises(ApiError) as caught:
-        make_client(refresh_budget=8).list_instances()
+        make_client(refresh_timeout=8).list_instances()
     assert caught.value.retry_after == 120 and len(responses.calls) == 1
 
 
@@ -199,7 +199,7 @@ def test_a_5xx_is_retried_once():
 
 
 @responses.activate
-def test_the_refresh_budget_bounds_a_slow_listing():
+def test_the_refresh_timeout_bounds_a_slow_listing():
     clock = FakeClock()
 
     def slow(request):
@@ -208,8 +208,8 @@ def test_the_refresh_budget_bounds_a_slow_listing():
         return (200, {}, json.dumps(page(100, f"i{offset}", f"j{offset}")["json"]))
 
     responses.add_callback(responses.GET, URL, callback=slow)
-    with pytest.raises(ApiError, match="budget"):
-        make_client(clock, page_size=2, page_concurrency=1, refresh_budget=8).list_instances()
+    with pytest.raises(ApiError, match="refresh timeout"):
+        make_client(clock, page_size=2, page_concurrency=1, refresh_timeout=8).list_instances()
     assert len(responses.calls) == 3  # 0 s, 3 s, 6 s; none started after 8 s
 
 

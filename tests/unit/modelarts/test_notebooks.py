@@ -324,7 +324,7 @@ def test_a_retry_after_holds_for_every_call():
     serve(ALL, {"NOTEBOOK": ["a"]})
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
     c = ModelArtsClient(
-        BASE, "p1", auth, api="notebooks", clock=lambda: clock[0], sleep=sleep, refresh_budget=30
+        BASE, "p1", auth, api="notebooks", clock=lambda: clock[0], sleep=sleep, refresh_timeout=30
     )
     times: list[float] = []
     responses.calls.reset()

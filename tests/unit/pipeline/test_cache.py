@@ -173,3 +173,79 @@ def test_an_unexpected_exception_is_a_failed_refresh_not_a_crash(clock):
 def test_peek_never_refreshes(upstream, clock):
     cache = make_cache(upstream, clock)
     assert cache.peek().snapshot is None and upstream.calls == 0
+
+
+# -- refreshes longer than a scrape waits: no cliff -------------------------------------
+
+
+class Gate:
+    """A fetch that blocks until the test opens it; counts its calls."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.calls = 0
+        self.opened = threading.Event()
+
+    def __call__(self) -> Listing:
+        self.calls += 1
+        assert self.opened.wait(10), "the test never let the refresh finish"
+        self.opened.clear()
+        return Listing([Instance(id=i, status="RUNNING") for i in self.ids], invalid=0)
+
+
+def wait_for(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_refresh_longer_than_the_wait_lands_and_is_served(clock):
+    gate = Gate(["a"])
+    cache = SnapshotCache("p1", gate, ttl=30, max_staleness=300, wait=0.05, give_up=60, clock=clock)
+    first = cache.status()  # waits 0.05 s, then answers with what there is: nothing yet
+    assert first.snapshot is None and first.up is False
+    assert cache.status().snapshot is None and gate.calls == 1  # joined, not restarted
+    gate.opened.set()
+    wait_for(lambda: cache.peek().snapshot is not None)
+    assert cache.peek().up is True
+    # The next slow refresh: scrapes are served the last listing, up as it was, no flapping.
+    clock.now += 31
+    gate.ids = ["a", "b"]
+    during = cache.status()
+    assert during.up is True and [i.id for i in during.snapshot.instances] == ["a"]
+    gate.opened.set()
+    wait_for(lambda: [i.id for i in cache.peek().snapshot.instances] == ["a", "b"])
+    assert gate.calls == 2
+
+
+def test_a_refresh_past_give_up_counts_as_failed_once_and_still_lands(clock, caplog):
+    gate = Gate(["a"])
+    cache = SnapshotCache("p1", gate, ttl=30, max_staleness=300, wait=0.05, give_up=10, clock=clock)
+    gate.opened.set()
+    cache.status()
+    wait_for(lambda: cache.peek().up)
+    clock.now += 31
+    cache.status()  # a new refresh starts and hangs
+    clock.now += 11  # past give_up
+    assert cache.status().up is False
+    assert caplog.text.count("refresh still running after") == 1
+    assert cache.status().up is False and gate.calls == 2  # joined, not started anew
+    gate.opened.set()
+    wait_for(lambda: cache.peek().up)
+
+
+def test_background_refresh_answers_at_once_with_the_data_there_is(clock):
+    gate = Gate(["a"])
+    cache = SnapshotCache(
+        "p1", gate, ttl=30, max_staleness=300, wait=5, give_up=60, background=True, clock=clock
+    )
+    gate.opened.set()
+    assert [i.id for i in cache.status().snapshot.instances] == ["a"]  # cold: waited
+    clock.now += 31
+    gate.ids = ["b"]
+    started = time.monotonic()
+    assert [i.id for i in cache.status().snapshot.instances] == ["a"]  # stale, at once
+    assert time.monotonic() - started < 1.0 and gate.calls == 2
+    gate.opened.set()
+    wait_for(lambda: [i.id for i in cache.peek().snapshot.instances] == ["b"])
