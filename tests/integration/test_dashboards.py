@@ -10,13 +10,16 @@ from typing import Any
 import promql_parser
 import pytest
 
+from exporter.exposition.metrics import METRICS
 from exporter.modelarts.statuses import KNOWN_STATUSES
 from tests.support.prometheus import (
+    BUILTIN_INTERVALS,
     DASHBOARD_DIR,
     DASHBOARD_FILES,
     DATASOURCE,
     RATE_INTERVAL,
     ROOT,
+    alert_rules,
     all_panels,
     data_panels,
     known_metric_names,
@@ -35,6 +38,7 @@ EXPECTED = {
     "modelarts-overview.json": "modelarts-overview",
     "modelarts-instance.json": "modelarts-instance",
     "modelarts-exporter.json": "modelarts-exporter",
+    "modelarts-users.json": "modelarts-users",
 }
 # Panels each dashboard must have (by title): what operators asked for.
 REQUIRED_PANELS = {
@@ -49,6 +53,21 @@ REQUIRED_PANELS = {
         "Notebooks auto-stopping within 15 minutes",
         "Notebooks in a transitional status",
         "Failed notebooks and error codes",
+        # freshness, at the top
+        "Refresh",
+        "Data age",
+        # accelerators
+        "GPUs held",
+        "NPUs held",
+        "Accelerator cards queued",
+        "Accelerator cards: running vs. queued",
+        "Accelerator cards by pool",
+        "Accelerator cards by flavor",
+        "Top users by accelerator cards",
+        # changes and queue waits
+        "Status changes per hour",
+        "Creation and start failures per hour",
+        "Queue wait p50 and p90 by flavor",
     },
     "modelarts-instance": {
         "Status history",
@@ -70,18 +89,57 @@ REQUIRED_PANELS = {
         "API error ratio",
         "Invalid records",
         "Build info",
+        "Clock skew",
+        "Credential requests by code",
+    },
+    "modelarts-users": {
+        "Notebooks per user",
+        "Running notebooks per user",
+        "Accelerator cards held per user",
+        "Accelerator cards per user and accelerator",
+        "Accelerator notebooks",
     },
 }
 FILTER_VARIABLES = {
-    "modelarts-overview": ("job", "project_id", "pool_id", "flavor"),
-    "modelarts-instance": ("job", "project_id", "pool_id", "flavor"),
-    "modelarts-exporter": ("job", "project_id", "instance"),
+    "modelarts-overview": ("job", "region", "project_id", "pool_id", "flavor"),
+    "modelarts-instance": ("job", "region", "project_id", "pool_id", "flavor"),
+    "modelarts-exporter": ("job", "region", "project_id", "instance"),
+    "modelarts-users": (
+        "job",
+        "region",
+        "project_id",
+        "pool_id",
+        "flavor",
+        "accelerator",
+        "user_name",
+    ),
 }
+# Series the dashboards may read besides the exporter's metrics: its process metrics
+# (prometheus_client's ProcessCollector, not in METRICS), and a histogram's series.
+PROCESS_METRICS = {
+    "process_cpu_seconds_total",
+    "process_max_fds",
+    "process_open_fds",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_virtual_memory_bytes",
+}
+
+
+def readable_metric_names() -> frozenset[str]:
+    histograms = {
+        f"{m.name}_{suffix}"
+        for m in METRICS
+        if m.type == "histogram"
+        for suffix in ("bucket", "count", "sum")
+    }
+    return known_metric_names() | histograms | PROCESS_METRICS
+
 
 dashboards = pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
 
 
-def test_the_three_dashboards_exist_with_distinct_uids():
+def test_the_dashboards_exist_with_distinct_uids():
     assert {p.name for p in DASHBOARD_FILES} == set(EXPECTED)
     for path in DASHBOARD_FILES:
         assert load_dashboard(path)["uid"] == EXPECTED[path.name]
@@ -109,7 +167,11 @@ def test_variables(path):
     for name in FILTER_VARIABLES[d["uid"]]:
         var = v[name]
         assert var["type"] == "query" and var["datasource"] == DATASOURCE, name
-        assert var["multi"] and var["includeAll"] and var["allValue"] == ".*", name
+        assert var["multi"] and var["includeAll"], name
+        if name == "project_id":  # All is the projects of the selected regions
+            assert "allValue" not in var, "a project_id of .* would ignore the region"
+        else:
+            assert var["allValue"] == ".*", name
         assert var["refresh"] == 2, f"{name}: refresh on time range change"
         assert var["definition"] == variable_query(var), name
     if d["uid"] == "modelarts-instance":
@@ -180,7 +242,7 @@ def test_required_panels(path):
 @dashboards
 def test_every_query_parses_and_uses_known_metrics(path):
     d = load_dashboard(path)
-    known = known_metric_names()
+    known = readable_metric_names()
     queries = panel_queries(path)
     assert queries
     for q in queries:
@@ -204,12 +266,23 @@ def test_dashboards_do_not_need_the_recording_rules(path):
 
 @dashboards
 def test_rates_use_rate_interval(path):
+    """[$__rate_interval] everywhere; [$__range] in an instant query (a table of the whole
+    time range)."""
     d = load_dashboard(path)
+    instant = {
+        (panel["title"], t["refId"])
+        for panel in data_panels(d)
+        for t in panel.get("targets", [])
+        if t.get("instant")
+    }
     for q in panel_queries(path):
+        allowed = {RATE_INTERVAL}
+        if (q.panel, q.ref_id) in instant:
+            allowed.add(BUILTIN_INTERVALS["__range"])
         for duration in range_selectors(substitute(q.expr, d)):
-            assert duration == RATE_INTERVAL, f"{q.id}: use [$__rate_interval], not [{duration}]"
+            assert duration in allowed, f"{q.id}: use [$__rate_interval], not [{duration}]"
         if re.search(r"\b(rate|irate|increase)\(", q.expr):
-            assert "[$__rate_interval]" in q.expr, q.id
+            assert "[$__rate_interval]" in q.expr or (q.panel, q.ref_id) in instant, q.id
 
 
 @dashboards
@@ -219,7 +292,7 @@ def test_variable_queries_parse_and_use_known_metrics(path):
         if var["type"] != "query":
             continue
         expr, label = variable_promql(substitute(variable_query(var), d))
-        assert metric_names(expr) <= known_metric_names(), var["name"]
+        assert metric_names(expr) <= readable_metric_names(), var["name"]
         if label is not None:
             promql_parser.parse(expr)
 
@@ -279,3 +352,55 @@ def test_docs_describe_every_dashboard_and_panel():
             assert f"| {panel['title']} |" in docs or f"| **{panel['title']}** |" in docs, (
                 f"docs/dashboards.md does not list {panel['title']} of {path.name}"
             )
+
+
+@dashboards
+def test_a_region_narrows_the_projects(path):
+    v = variables(load_dashboard(path))
+    names = list(v)
+    assert names.index("job") < names.index("region") < names.index("project_id")
+    assert variable_query(v["region"]) == (
+        'label_values(modelarts_exporter_target_info{job=~"$job"}, region)'
+    )
+    project = variable_query(v["project_id"])
+    assert project.startswith("label_values(modelarts_exporter_target_info{")
+    assert 'region=~"$region"' in project
+
+
+def test_freshness_comes_first_in_the_overview():
+    """Stale data must never look normal: refresh status and data age open the dashboard,
+    and counts fall back to 0 only while an exporter reports (never `vector(0)`)."""
+    overview = load_dashboard(DASHBOARD_DIR / "modelarts-overview.json")
+    panels = list(all_panels(overview))
+    assert panels[0]["type"] == "row"
+    top = [p for p in panels if p["gridPos"]["y"] == panels[0]["gridPos"]["h"]]
+    assert {p["title"] for p in top} >= {"Refresh", "Data age"}
+    for panel in top:
+        assert panel["fieldConfig"]["defaults"]["noValue"] == "NO DATA", panel["title"]
+    refresh = next(p for p in top if p["title"] == "Refresh")
+    assert "modelarts_up" in refresh["targets"][0]["expr"]
+    age = next(p for p in top if p["title"] == "Data age")
+    assert "modelarts_exporter_last_refresh_success_timestamp_seconds" in age["targets"][0]["expr"]
+    for path in DASHBOARD_FILES:
+        assert "vector(0)" not in path.read_text(), f"{path.name}: fall back on modelarts_up"
+
+
+def annotation_queries(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in dashboard["annotations"]["list"] if not a.get("builtIn")]
+
+
+@dashboards
+def test_annotations_show_the_exporters_alerts(path):
+    d = load_dashboard(path)
+    (annotation,) = annotation_queries(d)
+    assert annotation["datasource"] == DATASOURCE and annotation["enable"]
+    expr = substitute(annotation["expr"], d)
+    assert metric_names(expr) == {"ALERTS"}
+    selector = promql_parser.parse(expr)
+    assert isinstance(selector, promql_parser.VectorSelector)
+    matchers = {m.name: m for m in selector.matchers.matchers}
+    assert matchers["alertstate"].value == "firing"
+    pattern = re.compile(matchers["alertname"].value)
+    shown = {name for name in alert_rules() if pattern.fullmatch(name)}
+    assert shown, f"{path.name}: its annotations match no alert"
+    assert pattern.pattern.startswith("ModelArts")
