@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pydantic import SecretStr
 
 from exporter import __version__
+from exporter.build import build_info
 from exporter.config.settings import (
     Settings,
     SettingsError,
@@ -35,7 +36,7 @@ log = logging.getLogger("exporter")
 def main(argv: Sequence[str] | None = None) -> int:
     flags = vars(build_parser().parse_args(argv))
     if flags.pop("version", False):
-        print(f"modelarts-exporter {__version__}")
+        print(build_info().text(), end="")
         return 0
     try:
         settings = load_settings(flags)

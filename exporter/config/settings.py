@@ -379,7 +379,10 @@ class Settings(BaseSettings):
 
     # -- logging ----------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = _setting(
-        "info", "--log.level", ENV_PREFIX + "LOG_LEVEL", "debug, info, warning or error"
+        "info",
+        "--log.level",
+        ENV_PREFIX + "LOG_LEVEL",
+        "debug, info, warn (or warning) or error",
     )
     log_format: Literal["logfmt", "json"] = _setting(
         "logfmt", "--log.format", ENV_PREFIX + "LOG_FORMAT", "logfmt or json"
@@ -405,6 +408,12 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _warn(cls, value: Any) -> Any:
+        """`warn`, as Go exporters spell it (promslog), is `warning`. (Runs before _lower.)"""
+        return "warning" if isinstance(value, str) and value.lower() == "warn" else value
 
     @field_validator("metrics_info_labels")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from exporter import __version__
+from exporter.build import build_info
 from exporter.config.series import INFO_LABELS
 from exporter.exposition.changes import Histogram
 from exporter.exposition.kinds import (
@@ -159,6 +159,12 @@ def _age(s: TargetState, now: float) -> Iterable[Sample]:
 
 def _by_code(counts: dict[str, int], *labels: str) -> Iterable[Sample]:
     return sorted(((*labels, code), float(n)) for code, n in counts.items())
+
+
+def _build_labels() -> tuple[str, ...]:
+    """modelarts_exporter_build_info's labels: what was built, and the Python running it."""
+    info = build_info()
+    return (info.version, info.revision, info.branch, info.python_version)
 
 
 # -- the table ---------------------------------------------------------------------
@@ -370,10 +376,11 @@ METRICS: tuple[Metric, ...] = (
     ),
     ExporterMetric(
         "modelarts_exporter_build_info",
-        "Version of the exporter; always 1.",
-        ("version",),
+        "Version, revision and branch the exporter was built from, and the Python running "
+        "it; always 1.",
+        ("version", "revision", "branch", "pythonversion"),
         per_project=False,
-        value=lambda s, _: (((__version__,), 1.0),),
+        value=lambda s, _: ((_build_labels(), 1.0),),
     ),
 )
 

@@ -7,12 +7,14 @@ is run against a local stub server, and .dockerignore is evaluated with Docker's
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -177,10 +179,18 @@ def healthcheck_command() -> list[str]:
     return list(command)
 
 
-def test_healthcheck_uses_python_not_curl() -> None:
+def test_healthcheck_is_the_exporters_own_module_not_curl() -> None:
     command = healthcheck_command()
-    assert command[:2] == ["python", "-c"]
+    assert command == ["python", "-m", "exporter.http.healthcheck"]
     assert not {"curl", "wget"} & set(" ".join(command).split())
+
+
+def test_healthcheck_timeout_outlasts_the_modules_own() -> None:
+    from exporter.http.healthcheck import TIMEOUT
+
+    (text,) = args_of(final_stage(), "HEALTHCHECK")
+    timeout = re.search(r"--timeout=(\d+)s", text)
+    assert timeout and int(timeout[1]) > TIMEOUT
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -210,10 +220,17 @@ def stub_server() -> Iterator[tuple[ThreadingHTTPServer, type[_Stub]]]:
         server.server_close()
 
 
-def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
+def run_healthcheck(
+    port: int | None = None, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The HEALTHCHECK command as Docker runs it: the container's environment, no flags."""
     command = [sys.executable if c == "python" else c for c in healthcheck_command()]
-    env = {"MODELARTS_EXPORTER_WEB_LISTEN_ADDRESS": f":{port}", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    full_env = {"PATH": "/usr/bin:/bin", **(env or {})}
+    if port is not None:
+        full_env["MODELARTS_EXPORTER_WEB_LISTEN_ADDRESS"] = f":{port}"
+    return subprocess.run(
+        [*command, *flags], env=full_env, capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def test_healthcheck_passes_when_the_exporter_is_healthy(
@@ -230,14 +247,96 @@ def test_healthcheck_fails_on_an_error_status(
 ) -> None:
     server, handler = stub_server
     handler.status = 503
-    assert run_healthcheck(server.server_address[1]).returncode == 1
+    result = run_healthcheck(server.server_address[1])
+    assert result.returncode == 1
+    assert "503" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_healthcheck_fails_when_nothing_listens() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     port = server.server_address[1]
     server.server_close()
-    assert run_healthcheck(port).returncode == 1
+    result = run_healthcheck(port)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_healthcheck_fails_on_a_web_config_it_cannot_read(tmp_path: Path) -> None:
+    result = run_healthcheck(
+        10200, env={"MODELARTS_EXPORTER_WEB_CONFIG_FILE": str(tmp_path / "missing.yml")}
+    )
+    assert result.returncode == 1 and "missing.yml" in result.stderr
+
+
+# The HEALTHCHECK against the real exporter (the demo fleet), as the image runs it: the
+# settings in the environment (docker run -e), or as flags of the exporter.
+
+
+def _tls_web_config(directory: Path, *, client_ca: bool = False) -> Path:
+    from tests.support.certs import issue, make_ca
+
+    server = issue(None, directory, "server")  # self-signed, as for a quick start
+    lines = [
+        "tls_server_config:",
+        f"  cert_file: {server.cert.name}",  # relative to the file, as in the chart
+        f"  key_file: {server.key.name}",
+    ]
+    if client_ca:
+        ca = make_ca(directory, "clients-ca")
+        lines += ["  client_auth_type: RequireAndVerifyClientCert", f"  client_ca_file: {ca.cert}"]
+    config = directory / "web-config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+@pytest.mark.parametrize(
+    "tls", [False, True, "mutual"], ids=["plain-http", "tls-self-signed", "mutual-tls"]
+)
+def test_healthcheck_asks_the_real_exporter_where_it_serves(
+    tmp_path: Path, tls: bool | str
+) -> None:
+    from tests.support.processes import free_port, stop
+
+    env = {"MODELARTS_EXPORTER_DEMO": "true"}
+    if tls:
+        config = _tls_web_config(tmp_path, client_ca=tls == "mutual")
+        env["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] = str(config)
+    port = free_port()
+    env["MODELARTS_EXPORTER_WEB_LISTEN_ADDRESS"] = f"127.0.0.1:{port}"
+    log = tmp_path / "exporter.log"
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "MODELARTS_"))
+    }
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter"],
+            env={**inherited, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(150):
+            result = run_healthcheck(None, env=env)
+            if result.returncode == 0 or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert result.returncode == 0, result.stderr + log.read_text()
+        scheme = "https" if tls else "http"
+        if tls == "mutual":
+            assert "client certificates required" in result.stdout
+        else:
+            assert result.stdout.strip() == f"{scheme}://127.0.0.1:{port}/-/healthy: 200"
+        # The same settings as the exporter's flags (PID 1's in the image) find it too.
+        flags = [f"--web.listen-address=127.0.0.1:{port}"]
+        if tls:
+            flags += ["--web.config.file", env["MODELARTS_EXPORTER_WEB_CONFIG_FILE"]]
+        assert run_healthcheck(None, *flags).returncode == 0
+        # Plain HTTP to a TLS port is unhealthy: the scheme comes from the web config.
+        if tls is True:
+            wrong = run_healthcheck(None, f"--web.listen-address=127.0.0.1:{port}")
+            assert wrong.returncode == 1, wrong.stdout
+    finally:
+        stop(process)
+    assert run_healthcheck(None, env=env).returncode == 1  # stopped: unhealthy
 
 
 # -- .dockerignore -----------------------------------------------------------------------

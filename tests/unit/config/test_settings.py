@@ -130,7 +130,19 @@ def test_the_cli_prints_its_version():
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "--version"], capture_output=True, text=True, timeout=30
     )
-    assert result.returncode == 0 and result.stdout.startswith("modelarts-exporter ")
+    assert result.returncode == 0 and result.stdout.startswith("modelarts-exporter, version ")
+
+
+@pytest.mark.parametrize("level", ["warn", "WARN", "warning", "Warning"])
+def test_warn_is_warning_as_go_exporters_spell_it(monkeypatch, level):
+    assert load(["--log.level", level], monkeypatch).log_level == "warning"
+    monkeypatch.setenv("MODELARTS_EXPORTER_LOG_LEVEL", level)
+    assert load([], monkeypatch).log_level == "warning"
+
+
+def test_an_unknown_log_level_is_refused(monkeypatch):
+    with pytest.raises(SettingsError, match=r"--log\.level"):
+        load(["--log.level", "verbose"], monkeypatch)
 
 
 def test_an_unknown_flag_is_one_line_too():

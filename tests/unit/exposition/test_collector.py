@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 
 import pytest
@@ -168,6 +169,10 @@ def test_exporter_metrics(example, metric_values):
     assert m("modelarts_exporter_api_requests_total", code="200") == 1
     assert m("modelarts_exporter_invalid_instances_total") == 0
     assert m("modelarts_exporter_build_info") == 1
+    assert m("modelarts_exporter_build_info", pythonversion=platform.python_version()) == 1
+    assert {"revision", "branch", "version"} <= dict(
+        next(iter(m.all("modelarts_exporter_build_info")))
+    ).keys()
     assert "project_id" not in dict(next(iter(m.all("modelarts_exporter_build_info"))))
 
 
