@@ -149,10 +149,10 @@ class SnapshotCache:
             flight.overdue = True
             self._up = False
         log.warning(
-            "refresh still running after %.0fs project_id=%s; counted as failed, its data "
-            "is served if it lands (refresh budget exceeded)",
-            running,
+            "refresh failed project_id=%s error=%r next_attempt_in=when it ends serving=%s",
             self.project_id,
+            f"refresh budget exceeded: still running after {running:.0f}s (served if it lands)",
+            "last good data" if self.peek().snapshot is not None else "no instance data",
         )
 
     def peek(self) -> TargetStatus:
