@@ -31,7 +31,16 @@ PORT = 10200
 # Oldest Kubernetes the chart promises (Chart.yaml kubeVersion is older still) and the
 # newest kubernetes-validate knows.
 KUBE_VERSIONS = ("1.31.0", kubernetes_validate.utils.latest_version())
-CORE_KINDS = {"Deployment", "Service", "ServiceAccount", "Secret", "ConfigMap"}
+CORE_KINDS = {
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "Pod",  # the `helm test` hook
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+}
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 # Every option that shapes the workload; it needs none of the chart's copied files.
@@ -235,6 +244,10 @@ def render_error(values: dict[str, Any]) -> str:
     with pytest.raises(helm.HelmError) as caught:
         render_raw(values)
     return str(caught.value)
+
+
+def is_test_hook(obj: dict[str, Any]) -> bool:
+    return bool(obj["metadata"].get("annotations", {}).get("helm.sh/hook") == "test")
 
 
 def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -451,14 +451,9 @@ WORKLOAD_IDENTITY_EXAMPLE = EXAMPLES / "workload-identity.yaml"
 def test_the_workload_identity_example_lints_renders_and_validates() -> None:
     values = yaml.safe_load(WORKLOAD_IDENTITY_EXAMPLE.read_text())
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.31.0")
-    findings = [
-        m
-        for m in report["messages"]
-        if not (m["severity"] == 1 and m["error"] == "icon is recommended")
-    ]
-    assert findings == [] and report["errors"] == []
+    assert report["messages"] == [] and report["errors"] == []
     objects = render(values)
-    assert kinds(objects) == ["Deployment", "Service", "ServiceAccount"]  # no Secret
+    assert kinds(objects) == ["Deployment", "Pod", "Service", "ServiceAccount"]  # no Secret
     for kube_version in KUBE_VERSIONS:
         for obj in objects:
             if obj["kind"] in CORE_KINDS:

@@ -123,7 +123,7 @@ def loaded_targets(
 def test_targets_become_a_mounted_targets_file() -> None:
     objects = render(TARGET_OPTIONS)
     assert kinds(objects) == [
-        "ConfigMap", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"
+        "ConfigMap", "Deployment", "Pod", "Service", "ServiceAccount", "ServiceMonitor"
     ]  # fmt: skip
     text = targets_config_map(objects)["data"]["targets.yml"]
     assert yaml.safe_load(text) == {"targets": TARGET_OPTIONS["targets"]}

@@ -392,3 +392,23 @@ Call with (list $ .Values.<part>.namespace).
 {{- $root := index . 0 }}
 {{- default $root.Release.Namespace (index . 1) }}
 {{- end }}
+
+{{/*
+Labels of the `helm test` pod: the release's, but not its selector labels (the Service,
+the Deployment's ReplicaSet and the PodDisruptionBudget must never select it).
+*/}}
+{{- define "modelarts-exporter.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelarts-exporter.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+{{- define "modelarts-exporter.testLabels" -}}
+helm.sh/chart: {{ include "modelarts-exporter.chart" . }}
+{{ include "modelarts-exporter.testSelectorLabels" . }}
+app.kubernetes.io/version: {{ include "modelarts-exporter.imageTag" . | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: test
+app.kubernetes.io/part-of: modelarts-exporter
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
