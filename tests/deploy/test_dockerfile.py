@@ -386,7 +386,7 @@ def in_build_context(path: str) -> bool:
 
 
 def test_build_context_holds_what_the_wheel_needs() -> None:
-    needed = ["pyproject.toml", "README.md", "LICENSE"]
+    needed = ["pyproject.toml", "README.md", "LICENSE", "NOTICE"]  # pyproject's license-files
     needed += [str(p.relative_to(ROOT)) for p in (ROOT / "exporter").rglob("*.py")]
     assert len(needed) > 5
     missing = [path for path in needed if not in_build_context(path)]
@@ -406,6 +406,11 @@ def test_build_context_holds_what_the_wheel_needs() -> None:
         "modelarts_exporter.egg-info/PKG-INFO",
         "exporter/__pycache__/cli.cpython-312.pyc",
         "exporter/auth/__pycache__/signer.cpython-312.pyc",
+        "examples/targets.yml",
+        "examples/iam-policy.json",
+        ".github/workflows/release.yml",
+        "ct.yaml",
+        "dist/modelarts_exporter-0.1.0-py3-none-any.whl",
     ],
 )
 def test_build_context_leaves_out_everything_else(path: str) -> None:
