@@ -35,7 +35,7 @@ from exporter.modelarts.flavors import Flavor, parse_flavors_page
 from exporter.modelarts.instance import Instance
 from exporter.modelarts.notebooks import PAGE_SIZE as PAGE_SIZE_V2
 from exporter.modelarts.notebooks import parse_notebooks_page, same_notebook
-from exporter.modelarts.records import MalformedResponse, Page
+from exporter.modelarts.records import MalformedResponse, Page, RecordMemo
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ class ModelArtsClient:
         self._flavor_failures = 0
         self._historical_until = float("-inf")  # `auto`: the region has no historical API
         self._hold_until = float("-inf")  # a 429's Retry-After, for every call
+        # Records unchanged since the last refresh are not read again (records.RecordMemo).
+        self._historical_memo = RecordMemo()
+        self._notebooks_memo = RecordMemo()
         self.page_size = page_size
         self.page_concurrency = page_concurrency
         self.request_timeout = request_timeout
@@ -193,6 +196,7 @@ class ModelArtsClient:
     def list_instances(self) -> Listing:
         """One refresh: every page of the configured API(s), each notebook once."""
         refresh = _Refresh(self._clock() + self.refresh_timeout)
+        self._historical_memo.start()
         pages: list[Page] = []
         # Where both APIs list a notebook, the historical one's record is kept: it alone
         # tells queue rank, flavor sales and error codes.
@@ -204,6 +208,7 @@ class ModelArtsClient:
         if self.api in ("notebooks", "both", "auto"):
             flavors = self._current_flavors(refresh)
             lookup = {flavor.name: flavor for flavor in flavors}
+            self._notebooks_memo.start(generation=flavors)  # records are joined with them
             for feature in FEATURES:
                 fetch = functools.partial(
                     self._notebooks_page, feature=feature, flavors=lookup, refresh=refresh
@@ -282,7 +287,8 @@ class ModelArtsClient:
 
     def _demanager_page(self, number: int, refresh: _Refresh) -> Page:
         params = self.query.params(number * self.page_size, self.page_size)
-        return self._parse(self._get(self.url, params, refresh, LIST_PERMISSION), parse_page)
+        body = self._get(self.url, params, refresh, LIST_PERMISSION)
+        return self._parse(body, lambda b: parse_page(b, self._historical_memo))
 
     def _notebooks_page(
         self, number: int, feature: str, flavors: dict[str, Flavor], refresh: _Refresh
@@ -290,7 +296,7 @@ class ModelArtsClient:
         params = self.query.notebooks_params(number * PAGE_SIZE_V2, feature)
         permission = LIST_PERMISSION if self.query.show_self else LIST_ALL_PERMISSION
         body = self._get(self.notebooks_url, params, refresh, permission)
-        return self._parse(body, lambda b: parse_notebooks_page(b, flavors))
+        return self._parse(body, lambda b: parse_notebooks_page(b, flavors, self._notebooks_memo))
 
     @staticmethod
     def _parse(body: bytes, parse: Callable[[bytes], Page]) -> Page:

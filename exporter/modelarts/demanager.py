@@ -5,9 +5,10 @@ Only the fields the exporter reads are declared; everything else is ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, TypeAdapter
+import msgspec
+from pydantic import TypeAdapter
 
 from exporter.modelarts.flavors import flavor_type, memory_bytes
 from exporter.modelarts.instance import REASON_LENGTH, Instance
@@ -16,10 +17,11 @@ from exporter.modelarts.records import (
     MsTimestamp,
     Number,
     Page,
+    RecordMemo,
     RequiredText,
     Text,
-    count,
     parse_records,
+    read_count,
 )
 
 
@@ -175,22 +177,17 @@ class InstanceRecord(Model):
         return None
 
 
-class _FastPage(Model):
-    total_count: Annotated[int | None, BeforeValidator(count)] = None
-    instances: list[InstanceRecord] | None = None
-
-
-class _RawPage(Model):
-    total_count: Annotated[int | None, BeforeValidator(count)] = None
-    instances: list[Any] | None = None
+class _Envelope(msgspec.Struct):
+    instances: list[msgspec.Raw] | None = None
+    total_count: Any = None
 
 
 _INSTANCE = TypeAdapter(InstanceRecord)
 
 
-def parse_page(body: bytes) -> Page:
+def parse_page(body: bytes, memo: RecordMemo | None = None) -> Page:
     """One `demanager/instances` list response."""
     page, instances, invalid = parse_records(
-        body, _FastPage, _RawPage, "instances", _INSTANCE, InstanceRecord.to_instance
+        body, _Envelope, "instances", _INSTANCE, InstanceRecord.to_instance, memo
     )
-    return Page(getattr(page, "total_count", None), instances, invalid)
+    return Page(read_count(page.total_count), instances, invalid)

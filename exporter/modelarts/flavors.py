@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
 
-from pydantic import BeforeValidator, TypeAdapter
+import msgspec
+from pydantic import TypeAdapter
 
-from exporter.modelarts.records import Model, Number, RequiredText, Text, count, parse_records
+from exporter.modelarts.records import Model, Number, RequiredText, Text, parse_records
 
 KIB = 1024.0
 GIB = 1024.0**3
@@ -94,14 +94,8 @@ class NotebookFlavor(Model):
         )
 
 
-class _FastPage(Model):
-    total: Annotated[int | None, BeforeValidator(count)] = None
-    data: list[NotebookFlavor] | None = None
-
-
-class _RawPage(Model):
-    total: Annotated[int | None, BeforeValidator(count)] = None
-    data: list[Any] | None = None
+class _Envelope(msgspec.Struct):
+    data: list[msgspec.Raw] | None = None
 
 
 _FLAVOR = TypeAdapter(NotebookFlavor)
@@ -109,9 +103,7 @@ _FLAVOR = TypeAdapter(NotebookFlavor)
 
 def parse_flavors_page(body: bytes) -> tuple[list[Flavor], int]:
     """The flavors listing: the readable flavors, and how many records were skipped."""
-    _, flavors, invalid = parse_records(
-        body, _FastPage, _RawPage, "data", _FLAVOR, lambda r: r.to_flavor()
-    )
+    _, flavors, invalid = parse_records(body, _Envelope, "data", _FLAVOR, lambda r: r.to_flavor())
     return flavors, invalid
 
 

@@ -13,9 +13,10 @@ flavors by the flavors listing (`flavors.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, TypeAdapter
+import msgspec
+from pydantic import TypeAdapter
 
 from exporter.modelarts.flavors import Flavor, flavor_type
 from exporter.modelarts.instance import REASON_LENGTH, Instance
@@ -24,10 +25,11 @@ from exporter.modelarts.records import (
     MsTimestamp,
     Number,
     Page,
+    RecordMemo,
     RequiredText,
     Text,
-    count,
     parse_records,
+    read_count,
 )
 
 PAGE_SIZE = 50  # the API accepts 10, 20 or 50 (SDK ListNotebooksRequest.limit)
@@ -139,23 +141,20 @@ def same_notebook(instance_id: str) -> str:
     return instance_id.removeprefix("DE-")
 
 
-class _FastPage(Model):
-    total: Annotated[int | None, BeforeValidator(count)] = None
-    pages: Annotated[int | None, BeforeValidator(count)] = None
-    data: list[Notebook] | None = None
-
-
-class _RawPage(Model):
-    total: Annotated[int | None, BeforeValidator(count)] = None
-    pages: Annotated[int | None, BeforeValidator(count)] = None
-    data: list[Any] | None = None
+class _Envelope(msgspec.Struct):
+    data: list[msgspec.Raw] | None = None
+    total: Any = None
+    pages: Any = None
 
 
 _NOTEBOOK = TypeAdapter(Notebook)
 
 
-def parse_notebooks_page(body: bytes, flavors: Mapping[str, Flavor] = NO_FLAVORS) -> Page:
-    """One `/notebooks` list response, as Instances, their flavors looked up in `flavors`."""
+def parse_notebooks_page(
+    body: bytes, flavors: Mapping[str, Flavor] = NO_FLAVORS, memo: RecordMemo | None = None
+) -> Page:
+    """One `/notebooks` list response, as Instances, their flavors looked up in `flavors`
+    (a `memo` must be started anew when they change)."""
     convert: Callable[[Notebook], Instance] = lambda n: n.to_instance(flavors)  # noqa: E731
-    page, instances, invalid = parse_records(body, _FastPage, _RawPage, "data", _NOTEBOOK, convert)
-    return Page(getattr(page, "total", None), instances, invalid, getattr(page, "pages", None))
+    page, instances, invalid = parse_records(body, _Envelope, "data", _NOTEBOOK, convert, memo)
+    return Page(read_count(page.total), instances, invalid, read_count(page.pages))

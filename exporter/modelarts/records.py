@@ -7,6 +7,7 @@ skipped by `parse_records` and counted, so one bad notebook never hides the othe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from exporter.modelarts.instance import Instance
@@ -121,48 +123,117 @@ class MalformedResponse(ValueError):
     """The body is not a list response at all (not JSON, wrong shape)."""
 
 
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+E = TypeVar("E", bound=msgspec.Struct)
+
+
+class RecordMemo:
+    """What each record of the last listing became, by a digest of its bytes.
+
+    The vendor's records are large and reading them is most of a refresh's cost, while
+    between two refreshes most notebooks do not change: a record whose bytes are those of
+    the last listing is not read again (docs/performance.md has the figures). `start()`
+    begins a listing; a new `generation` (the flavors a record is joined with) forgets all.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, Any] = {}
+        self._now: dict[bytes, Any] = {}
+        self._generation: object = None
+
+    def start(self, generation: object = None) -> None:
+        same = generation is self._generation
+        self._last, self._now = (self._now if same else {}), {}
+        self._generation = generation
+
+    def get(self, key: bytes) -> Any:
+        found = self._now.get(key)
+        return found if found is not None else self._last.get(key)
+
+    def keep(self, key: bytes, item: Any) -> None:
+        self._now[key] = item
 
 
 def parse_records(
     body: bytes,
-    fast: type[M],
-    raw: type[BaseModel],
+    envelope: type[E],
     field: str,
     record: TypeAdapter[Any],
     convert: Callable[[Any], T],
-) -> tuple[BaseModel, list[T], int]:
+    memo: RecordMemo | None = None,
+) -> tuple[E, list[T], int]:
     """Parse a list response; skip and count the records that cannot be read.
 
-    The fast path validates straight from bytes; only when a record is bad do we fall
-    back to validating record by record, so a good page never pays for the slow path.
-    Returns the page model, the readable records converted, and how many were skipped.
+    The envelope is split into each record's own bytes without reading them (msgspec);
+    each record is then read on its own (pydantic), unless `memo` knows its bytes, so one
+    bad record never costs the others. Returns the envelope, the readable records
+    converted, and how many were skipped.
     """
     try:
-        page: BaseModel = fast.model_validate_json(body)
-        return page, [convert(r) for r in getattr(page, field) or []], 0
-    except ValidationError:
-        pass
-    try:
-        page = raw.model_validate(json.loads(body))
-    except (ValueError, ValidationError, RecursionError) as err:
+        page = msgspec.json.decode(body, type=envelope)
+        records = [bytes(raw) for raw in getattr(page, field) or ()]
+    except msgspec.DecodeError:
+        page, records = _lenient(body, envelope, field)
+    except (msgspec.ValidationError, RecursionError) as err:
         raise MalformedResponse(_short_reason(err)) from None
     kept: list[T] = []
-    records = getattr(page, field) or []
-    for item in records:
-        try:
-            kept.append(convert(record.validate_python(item)))
-        except (ValidationError, RecursionError):
-            continue
-    return page, kept, len(records) - len(kept)
+    invalid = 0
+    for data in records:
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        item = memo.get(key) if memo is not None else None
+        if item is None:
+            item = _read(data, record, convert)
+            if item is None:
+                invalid += 1
+                continue
+        if memo is not None:
+            memo.keep(key, item)
+        kept.append(item)
+    return page, kept, invalid
+
+
+def _lenient(body: bytes, envelope: type[E], field: str) -> tuple[E, list[bytes]]:
+    """The slow way, for what strict JSON refuses and Python's `json` reads (a NaN in one
+    record): split the envelope with `json`, so that only the odd record is lost."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise MalformedResponse(_short_reason(err)) from None
+    items = doc.get(field) if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(items, (list, type(None))):
+        raise MalformedResponse(f"{field}: not a list response")
+    try:
+        page = msgspec.convert({k: v for k, v in doc.items() if k != field}, envelope)
+    except msgspec.ValidationError as err:
+        raise MalformedResponse(_short_reason(err)) from None
+    return page, [json.dumps(item).encode() for item in items or ()]
+
+
+def _read(data: bytes, record: TypeAdapter[Any], convert: Callable[[Any], T]) -> T | None:
+    """One record, or None when it cannot be read. pydantic's JSON parser stops at a depth
+    the standard one takes (an unknown field nested hundreds deep): that is not the
+    record's fault, so such a record is read again through `json`."""
+    try:
+        return convert(record.validate_json(data))
+    except (ValidationError, ValueError, RecursionError):
+        pass
+    try:
+        return convert(record.validate_python(json.loads(data)))
+    except (ValidationError, ValueError, RecursionError):
+        return None
+
+
+def read_count(value: Any) -> int | None:
+    """A count of the envelope (`total_count`, `total`, `pages`): an old page typed it as
+    a string; anything unreadable makes the response malformed."""
+    try:
+        return count(value)
+    except ValueError as err:
+        raise MalformedResponse(f"count: {err}") from None
 
 
 def _short_reason(err: Exception) -> str:
-    if isinstance(err, ValidationError):
-        first = err.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        return f"{where}: {first['msg']}"
+    text = str(err).split("\n")[0][:120]
     if isinstance(err, json.JSONDecodeError):
         return f"not JSON ({err.msg} at byte {err.pos})"
-    return type(err).__name__
+    return text or type(err).__name__
