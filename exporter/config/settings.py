@@ -116,11 +116,11 @@ class Settings(BaseSettings):
         le=1_000_000,
     )
     web_max_requests: int = _setting(
-        32,
+        128,
         "--web.max-requests",
         ENV_PREFIX + "WEB_MAX_REQUESTS",
-        "requests answered at once (worker threads); more wait in turn. Probes have two "
-        "threads of their own",
+        "requests answered at once (worker threads; a scrape waiting for a refresh holds "
+        "one); more wait in turn. Probes have two threads of their own",
         ge=1,
         le=1024,
     )
