@@ -18,6 +18,8 @@ from exporter.exposition.metrics import METRICS
 from exporter.exposition.render import Renderer
 from exporter.exposition.snapshot import Snapshot
 from exporter.exposition.status import TargetStatus
+from exporter.http.connection_stats import HELP as HTTP_HELP
+from exporter.http.connection_stats import SELF_METRICS
 from exporter.modelarts.auth.aksk import AkSkProvider
 from exporter.modelarts.client import ModelArtsClient
 from exporter.modelarts.statuses import KNOWN_STATUSES
@@ -44,7 +46,17 @@ def metrics_markdown() -> str:
         )
     lines += [
         "",
-        "The HTTP server also serves the exporter's own process metrics, `process_*` (resident",
+        "The HTTP server also serves its own counters, process-wide (no `project_id`):",
+        "",
+        "| metric | type | labels | help |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| `{name}` | {kind} | {', '.join(f'`{n}`' for n in labels) or '—'} "
+            f"| {HTTP_HELP[name]} |"
+            for name, (kind, labels) in SELF_METRICS.items()
+        ),
+        "",
+        "and the exporter's own process metrics, `process_*` (resident",
         "memory, CPU seconds, open file descriptors, start time), as prometheus_client's",
         "ProcessCollector writes them, without `project_id`. `modelarts_notebook_user_instances`",
         "is left out with `--no-metrics.per-user`; the per-notebook series (`id`) with",

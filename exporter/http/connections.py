@@ -24,7 +24,7 @@ that sends half a request and waits holds a thread (and its stack) for ever. Her
   seconds, then cuts their sockets. Workers are daemon threads: a worker stuck in the
   application never holds up the process's exit.
 
-`ConnectionStats` counts what happens, for the `modelarts_exporter_http_*` self-metrics.
+`ConnectionStats` (connection_stats.py) counts what happens, for the self-metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import io
 import logging
 import selectors
 import socket
@@ -42,9 +41,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler
 
-from exporter.exposition.formats import Format, format_value, header, series_prefix
+from exporter.http.connection_stats import ConnectionStats
+from exporter.http.workers import (
+    PLAIN,
+    TLS_HANDSHAKE,
+    TLS_NEW,
+    Connection,
+    Pool,
+    RequestHandler,
+    head_complete,
+    request_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +60,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together
 _RECV_SIZE = 16 * 1024
-_TLS_SLICE = 256 * 1024  # a TLS write must go out within read_timeout
 _ACCEPT_BATCH = 64  # connections accepted per wake-up, so that reading is never starved
 _BACKLOG = 512
 _WARN_EVERY = 60.0  # seconds between two warnings of the same kind
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-
-REJECT_REASONS = ("timeout", "limit", "busy", "too_large")
 
 _BUSY = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -78,85 +83,9 @@ class Limits:
 
     read_timeout: float = 10.0
     max_connections: int = 1024
-    max_requests: int = 32
+    max_requests: int = 128
     probe_workers: int = 2
     shutdown_grace: float = 3.0
-
-
-class ConnectionStats:
-    """Counters of the server, read by the self-metrics; safe from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.open = 0  # connected: sending their head, waiting for a worker or answered
-        self.answering = 0  # in a worker
-        self.accepted = 0
-        self.rejected = dict.fromkeys(REJECT_REASONS, 0)
-
-    def opened(self) -> None:
-        with self._lock:
-            self.open += 1
-            self.accepted += 1
-
-    def closed(self, reason: str = "") -> None:
-        with self._lock:
-            self.open -= 1
-            if reason:
-                self.rejected[reason] += 1
-
-    def refused(self, reason: str) -> None:
-        """A connection accepted and closed at once, never counted open."""
-        with self._lock:
-            self.accepted += 1
-            self.rejected[reason] += 1
-
-    def answer(self, delta: int) -> None:
-        with self._lock:
-            self.answering += delta
-
-    def exposition(self, fmt: Format) -> bytes:
-        """The `modelarts_exporter_http_*` families, process-wide (no project_id)."""
-        with self._lock:
-            open_, answering, accepted = self.open, self.answering, self.accepted
-            rejected = dict(self.rejected)
-        parts = [
-            header(OPEN, _HELP[OPEN], "gauge", fmt),
-            f"{OPEN} {format_value(open_)}\n",
-            header(ANSWERING, _HELP[ANSWERING], "gauge", fmt),
-            f"{ANSWERING} {format_value(answering)}\n",
-            header(ACCEPTED, _HELP[ACCEPTED], "counter", fmt),
-            f"{ACCEPTED} {format_value(accepted)}\n",
-            header(REJECTED, _HELP[REJECTED], "counter", fmt),
-            *(
-                f"{series_prefix(REJECTED, ('reason',), (reason,))}{format_value(count)}\n"
-                for reason, count in rejected.items()
-            ),
-        ]
-        return "".join(parts).encode("utf-8")
-
-
-OPEN = "modelarts_exporter_http_connections_open"
-ANSWERING = "modelarts_exporter_http_requests_in_flight"
-ACCEPTED = "modelarts_exporter_http_connections_accepted_total"
-REJECTED = "modelarts_exporter_http_connections_rejected_total"
-_HELP = {
-    OPEN: "Client connections open: sending their request, waiting for a worker or being "
-    "answered (at most --web.max-connections).",
-    ANSWERING: "Requests being answered by a worker thread (at most --web.max-requests, "
-    "and two probes).",
-    ACCEPTED: "Client connections accepted.",
-    REJECTED: "Client connections closed without an answer to their request, by reason: "
-    "timeout (the request head was not complete within --web.read-timeout), limit (the "
-    "oldest still sending, closed to admit a new one beyond --web.max-connections), busy "
-    "(a 503: every connection answering or waiting for a worker), too_large (a request "
-    "head over 64 KiB, a 431).",
-}
-SELF_METRICS = {
-    OPEN: ("gauge", ()),
-    ANSWERING: ("gauge", ()),
-    ACCEPTED: ("counter", ()),
-    REJECTED: ("counter", ("reason",)),
-}
 
 
 def raise_descriptor_limit(wanted: int) -> None:
@@ -173,177 +102,6 @@ def raise_descriptor_limit(wanted: int) -> None:
     if target > soft:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-# -- a connection ------------------------------------------------------------------------
-
-_PLAIN, _TLS_NEW, _TLS_HANDSHAKE = 0, 1, 2
-
-
-class _Connection:
-    """A client connection: its socket, its deadline and the request head read so far."""
-
-    __slots__ = ("address", "deadline", "events", "fd", "head", "sock", "state")
-
-    def __init__(self, sock: socket.socket, address: Any, deadline: float, tls: bool) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.address = address
-        self.deadline = deadline
-        self.head = bytearray()
-        self.state = _TLS_NEW if tls else _PLAIN
-        self.events = selectors.EVENT_READ
-
-    def cut(self) -> None:
-        """Wake whoever blocks on this socket: reads see EOF, writes fail."""
-        with contextlib.suppress(OSError, ValueError):
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.sock.close()
-
-
-def _head_complete(head: bytearray, start: int) -> bool:
-    return head.find(b"\r\n\r\n", start) >= 0 or head.find(b"\n\n", start) >= 0
-
-
-def _request_path(head: bytearray) -> bytes:
-    """The path of the request line, without the query; b"" when there is none."""
-    words = bytes(head[: head.find(b"\n")]).split()
-    return words[1].split(b"?", 1)[0] if len(words) >= 2 else b""
-
-
-# -- the workers -------------------------------------------------------------------------
-
-
-class _Pool:
-    """Up to `size` daemon threads, started as work arrives, taking connections in turn."""
-
-    def __init__(self, name: str, size: int, serve: Callable[[_Connection], None]) -> None:
-        self._name = name
-        self._size = size
-        self._serve = serve
-        self._queue: collections.deque[_Connection] = collections.deque()
-        self._cond = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._active = 0
-        self._closed = False
-
-    def submit(self, conn: _Connection) -> None:
-        with self._cond:
-            self._queue.append(conn)
-            if len(self._queue) > self._idle and len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._cond.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._idle += 1
-                    self._cond.wait()
-                    self._idle -= 1
-                if not self._queue:
-                    return
-                conn = self._queue.popleft()
-                self._active += 1
-            try:
-                self._serve(conn)
-            finally:
-                with self._cond:
-                    self._active -= 1
-
-    def busy(self) -> bool:
-        """Some connection is queued or being answered."""
-        with self._cond:
-            return bool(self._queue) or self._active > 0
-
-    def close(self) -> None:
-        """No more work: threads end once the queue is empty."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def drain(self) -> list[_Connection]:
-        """Take what is still queued (to cut it)."""
-        with self._cond:
-            taken = list(self._queue)
-            self._queue.clear()
-            return taken
-
-    def join(self, deadline: float) -> bool:
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
-
-
-# -- one request, answered by wsgiref ----------------------------------------------------
-
-
-class _HeadThenSocket(io.RawIOBase):
-    """The request head already read, then the socket (a body, if the app reads one)."""
-
-    def __init__(self, head: bytes, sock: socket.socket) -> None:
-        self._head = memoryview(head)
-        self._sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        return self._sock.recv_into(buffer)
-
-
-class _Writer(io.RawIOBase):
-    """Sends all of each write, every send within the socket's timeout: a client that
-    stops reading is dropped after one timeout, a slow one that keeps reading is served.
-    A plain socket's send returns what fits; TLS writes all it is given, so it is given
-    a slice at a time."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._slice = _TLS_SLICE if isinstance(sock, ssl.SSLSocket) else None
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        total = len(view)
-        while view:
-            sent = self._sock.send(view[: self._slice] if self._slice else view)
-            view = view[sent:]
-        return total
-
-
-class RequestHandler(WSGIRequestHandler):
-    """wsgiref's handler on a connection whose head is read already; logs at debug level."""
-
-    request: _Connection
-
-    def setup(self) -> None:
-        sock = self.request.sock
-        self.connection = sock
-        self.rfile = io.BufferedReader(_HeadThenSocket(bytes(self.request.head), sock))
-        self.wfile = _Writer(sock)  # type: ignore[assignment]
-
-    def finish(self) -> None:
-        pass  # the server closes the connection
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
 
 
 # -- the server --------------------------------------------------------------------------
@@ -394,8 +152,8 @@ class ConnectionServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._pending: collections.OrderedDict[int, _Connection] = collections.OrderedDict()
-        self._answering: set[_Connection] = set()
+        self._pending: collections.OrderedDict[int, Connection] = collections.OrderedDict()
+        self._answering: set[Connection] = set()
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._stopping = threading.Event()
@@ -403,8 +161,8 @@ class ConnectionServer:
         self._accept_paused_until = 0.0
         self._loop_closed = False
         self._warned: dict[str, float] = {}
-        self._workers = _Pool("http-worker", limits.max_requests, self._serve)
-        self._probes = _Pool("http-probe", limits.probe_workers, self._serve)
+        self._workers = Pool("http-worker", limits.max_requests, self._serve)
+        self._probes = Pool("http-probe", limits.probe_workers, self._serve)
 
     def get_app(self) -> WSGIApp:
         return self.app
@@ -429,7 +187,7 @@ class ConnectionServer:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
                     else:
-                        conn: _Connection = key.data
+                        conn: Connection = key.data
                         # (not one closed by an earlier event of this batch)
                         if self._pending.get(conn.fd) is conn:
                             self._on_ready(conn)
@@ -470,7 +228,7 @@ class ConnectionServer:
                 continue
             sock.setblocking(False)
             deadline = time.monotonic() + self.limits.read_timeout
-            conn = _Connection(sock, address, deadline, self.tls is not None)
+            conn = Connection(sock, address, deadline, self.tls is not None)
             self._pending[conn.fd] = conn
             self._selector.register(conn.fd, selectors.EVENT_READ, conn)
             self.stats.opened()
@@ -521,7 +279,7 @@ class ConnectionServer:
             log.debug("closing %s: no complete request within the read timeout", conn.address)
             self._drop(conn, "timeout")
 
-    def _on_ready(self, conn: _Connection) -> None:
+    def _on_ready(self, conn: Connection) -> None:
         try:
             outcome = self._read(conn)
         except (OSError, ValueError) as err:  # resets; ssl.SSLError is an OSError
@@ -542,27 +300,27 @@ class ConnectionServer:
         else:
             self._drop(conn, "")
 
-    def _read(self, conn: _Connection) -> str:
+    def _read(self, conn: Connection) -> str:
         """Go as far as the socket allows: "wait", "complete", "too_large" or "closed"."""
-        if conn.state == _TLS_NEW:  # the TLS state is made once the client says something
+        if conn.state == TLS_NEW:  # the TLS state is made once the client says something
             assert self.tls is not None
             conn.sock = self.tls.wrap_socket(
                 conn.sock, server_side=True, do_handshake_on_connect=False
             )
-            conn.state = _TLS_HANDSHAKE
+            conn.state = TLS_HANDSHAKE
         sock = conn.sock
         try:
-            if conn.state == _TLS_HANDSHAKE:
+            if conn.state == TLS_HANDSHAKE:
                 assert isinstance(sock, ssl.SSLSocket)
                 sock.do_handshake()
-                conn.state = _PLAIN
+                conn.state = PLAIN
             while True:
                 data = sock.recv(_RECV_SIZE)
                 if not data:
                     return "closed"
                 start = max(0, len(conn.head) - 3)
                 conn.head += data
-                if _head_complete(conn.head, start):
+                if head_complete(conn.head, start):
                     return "complete"
                 if len(conn.head) > MAX_HEAD_BYTES:
                     return "too_large"
@@ -572,19 +330,19 @@ class ConnectionServer:
             self._want(conn, selectors.EVENT_WRITE)
         return "wait"
 
-    def _want(self, conn: _Connection, events: int) -> None:
+    def _want(self, conn: Connection, events: int) -> None:
         if conn.events != events:
             conn.events = events
             self._selector.modify(conn.fd, events, conn)
 
-    def _drop(self, conn: _Connection, reason: str) -> None:
+    def _drop(self, conn: Connection, reason: str) -> None:
         """Close a connection of the loop (already out of `_pending`)."""
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(conn.fd)
         conn.close()
         self.stats.closed(reason)
 
-    def _dispatch(self, conn: _Connection) -> None:
+    def _dispatch(self, conn: Connection) -> None:
         self._selector.unregister(conn.fd)
         try:
             conn.sock.settimeout(self.limits.read_timeout)  # blocking, within the timeout
@@ -592,7 +350,7 @@ class ConnectionServer:
             conn.close()
             self.stats.closed()
             return
-        pool = self._probes if _request_path(conn.head) in self._probe_paths else self._workers
+        pool = self._probes if request_path(conn.head) in self._probe_paths else self._workers
         pool.submit(conn)
 
     def _close_loop(self) -> None:
@@ -616,7 +374,7 @@ class ConnectionServer:
 
     # -- the workers -----------------------------------------------------------------
 
-    def _serve(self, conn: _Connection) -> None:
+    def _serve(self, conn: Connection) -> None:
         with self._lock:
             self._answering.add(conn)
         self.stats.answer(1)
@@ -674,13 +432,4 @@ class ConnectionServer:
                 sock.close()
 
 
-__all__ = [
-    "MAX_HEAD_BYTES",
-    "REJECT_REASONS",
-    "SELF_METRICS",
-    "ConnectionServer",
-    "ConnectionStats",
-    "Limits",
-    "RequestHandler",
-    "raise_descriptor_limit",
-]
+__all__ = ["MAX_HEAD_BYTES", "ConnectionServer", "Limits", "raise_descriptor_limit"]

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs
 from exporter import __version__
 from exporter.exposition.formats import negotiate
 from exporter.exposition.render import Body, Renderer
-from exporter.http.connections import ConnectionServer, ConnectionStats, Limits
+from exporter.http.connection_stats import ConnectionStats
+from exporter.http.connections import ConnectionServer, Limits
 from exporter.http.webconfig import WebConfig, wrap_app
 from exporter.pipeline.targets import TargetSet
 

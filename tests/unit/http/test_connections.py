@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from exporter.exposition.formats import OPENMETRICS, TEXT
-from exporter.http.connections import ConnectionServer, ConnectionStats, Limits
+from exporter.http.connection_stats import ConnectionStats
+from exporter.http.connections import ConnectionServer, Limits
 from tests.support.certs import issue, make_ca
 from tests.support.exposition import parse_exposition
 from tests.support.tools import require_tool
