@@ -14,13 +14,9 @@ from pydantic import SecretStr
 
 from exporter import __version__
 from exporter.build import build_info
-from exporter.config.settings import (
-    Settings,
-    SettingsError,
-    build_parser,
-    load_settings,
-    parse_listen_address,
-)
+from exporter.config.command_line import build_parser, load_settings
+from exporter.config.fields import parse_listen_address
+from exporter.config.settings import Settings, SettingsError
 from exporter.config.targets_file import ConfigError, check_unique_projects, load_config
 from exporter.http.connections import Limits
 from exporter.http.server import HttpServer, MetricsApp

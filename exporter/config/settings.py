@@ -8,24 +8,20 @@ so the CLI can print one line and exit 2.
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from pydantic import (
-    AliasChoices,
-    Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from exporter.config.fields import ENV_PREFIX, MissingSetting, parse_listen_address, setting
 from exporter.config.series import INFO_LABELS, SeriesOptions
 from exporter.modelarts.auth.profile import (
     Profile,
@@ -48,23 +44,6 @@ AuthMode = Literal[
     "credentials-file",
 ]
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
-ENV_PREFIX = "MODELARTS_EXPORTER_"
-
-
-def _setting(
-    default: Any, flag: str | None, env: str, help: str, *, also_env: str = "", **kw: Any
-) -> Any:
-    """A field that knows its flag and its environment variable (the CLI reads both);
-    `also_env` is read when `env` is not set (the vendor SDK's name of the same thing)."""
-    extra: dict[str, Any] = {"flag": flag, "env": env, "also_env": also_env}
-    names = [env, env.lower()] + ([also_env, also_env.lower()] if also_env else [])
-    return Field(
-        default,
-        validation_alias=AliasChoices(*names),
-        description=help,
-        json_schema_extra=extra,
-        **kw,
-    )
 
 
 class Settings(BaseSettings):
@@ -79,25 +58,25 @@ class Settings(BaseSettings):
     )
 
     # -- where to serve ---------------------------------------------------------------
-    web_listen_address: str = _setting(
+    web_listen_address: str = setting(
         DEFAULT_LISTEN_ADDRESS,
         "--web.listen-address",
         ENV_PREFIX + "WEB_LISTEN_ADDRESS",
         "host:port to serve on (empty host: all interfaces)",
     )
-    web_config_file: str = _setting(
+    web_config_file: str = setting(
         "",
         "--web.config.file",
         ENV_PREFIX + "WEB_CONFIG_FILE",
         "TLS and basic auth, in the Prometheus exporter-toolkit format",
     )
-    web_telemetry_path: str = _setting(
+    web_telemetry_path: str = setting(
         "/metrics",
         "--web.telemetry-path",
         ENV_PREFIX + "WEB_TELEMETRY_PATH",
         "path under which metrics are served",
     )
-    web_read_timeout: float = _setting(
+    web_read_timeout: float = setting(
         10.0,
         "--web.read-timeout",
         ENV_PREFIX + "WEB_READ_TIMEOUT",
@@ -106,7 +85,7 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
     )
-    web_max_connections: int = _setting(
+    web_max_connections: int = setting(
         1024,
         "--web.max-connections",
         ENV_PREFIX + "WEB_MAX_CONNECTIONS",
@@ -115,7 +94,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
     )
-    web_max_requests: int = _setting(
+    web_max_requests: int = setting(
         128,
         "--web.max-requests",
         ENV_PREFIX + "WEB_MAX_REQUESTS",
@@ -124,7 +103,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1024,
     )
-    web_enable_lifecycle: bool = _setting(
+    web_enable_lifecycle: bool = setting(
         False,
         "--web.enable-lifecycle",
         ENV_PREFIX + "WEB_ENABLE_LIFECYCLE",
@@ -132,127 +111,127 @@ class Settings(BaseSettings):
     )
 
     # -- what to list -----------------------------------------------------------------
-    config_file: str = _setting(
+    config_file: str = setting(
         "",
         "--config.file",
         ENV_PREFIX + "CONFIG_FILE",
         "YAML file of targets (several projects and regions); replaces the single-target flags",
     )
-    config_check: bool = _setting(
+    config_check: bool = setting(
         False, "--config.check", ENV_PREFIX + "CONFIG_CHECK", "check --config.file and exit"
     )
-    region: str = _setting(
+    region: str = setting(
         "", "--region", "HUAWEICLOUD_SDK_REGION", "region, e.g. cn-north-4; selects both endpoints"
     )
-    project_id: str = _setting(
+    project_id: str = setting(
         "", "--project-id", "HUAWEICLOUD_SDK_PROJECT_ID", "project whose notebooks are listed"
     )
-    endpoint: str = _setting(
+    endpoint: str = setting(
         "", "--endpoint", ENV_PREFIX + "ENDPOINT", "ModelArts base URL (default from --region)"
     )
-    iam_endpoint: str = _setting(
+    iam_endpoint: str = setting(
         "",
         "--iam-endpoint",
         ENV_PREFIX + "IAM_ENDPOINT",
         "IAM base URL (default: the region's, as the vendor SDK resolves it)",
         also_env="HUAWEICLOUD_SDK_IAM_ENDPOINT",
     )
-    api: Literal["auto", "demanager", "notebooks", "both"] = _setting(
+    api: Literal["auto", "demanager", "notebooks", "both"] = setting(
         "auto",
         "--api",
         ENV_PREFIX + "API",
         "list API: auto (both; a region without the historical one is no error), "
         "demanager (historical), notebooks (newer) or both",
     )
-    show_self: bool = _setting(
+    show_self: bool = setting(
         False,
         "--show-self",
         ENV_PREFIX + "SHOW_SELF",
         "list only the caller's own notebooks (the API's default); false lists the project",
     )
-    pool_id: str = _setting(
+    pool_id: str = setting(
         "", "--pool-id", ENV_PREFIX + "POOL_ID", "only notebooks in this dedicated pool"
     )
-    workspace_id: str = _setting(
+    workspace_id: str = setting(
         "", "--workspace-id", ENV_PREFIX + "WORKSPACE_ID", "only notebooks in this workspace"
     )
 
     # -- credentials (AK/SK; secrets also from <ENV>_FILE) ------------------------------
-    ak: SecretStr | None = _setting(None, None, "HUAWEICLOUD_SDK_AK", "access key id")
-    sk: SecretStr | None = _setting(None, None, "HUAWEICLOUD_SDK_SK", "secret access key")
-    security_token: SecretStr | None = _setting(
+    ak: SecretStr | None = setting(None, None, "HUAWEICLOUD_SDK_AK", "access key id")
+    sk: SecretStr | None = setting(None, None, "HUAWEICLOUD_SDK_SK", "secret access key")
+    security_token: SecretStr | None = setting(
         None, None, "HUAWEICLOUD_SDK_SECURITY_TOKEN", "security token of temporary credentials"
     )
 
-    auth_mode: AuthMode = _setting(
+    auth_mode: AuthMode = setting(
         "auto",
         "--auth.mode",
         ENV_PREFIX + "AUTH_MODE",
         "credentials to use: auto (the vendor SDK's chain, by what is set), aksk, iam, ecs, "
         "token, idp, oidc-sts, pod-identity or credentials-file",
     )
-    iam_username: str = _setting(
+    iam_username: str = setting(
         "", "--iam.username", ENV_PREFIX + "IAM_USERNAME", "IAM user name (auth mode iam)"
     )
-    iam_password: SecretStr | None = _setting(
+    iam_password: SecretStr | None = setting(
         None, None, ENV_PREFIX + "IAM_PASSWORD", "IAM user password (auth mode iam)"
     )
-    iam_domain: str = _setting(
+    iam_domain: str = setting(
         "", "--iam.domain", ENV_PREFIX + "IAM_DOMAIN", "IAM account (domain) name (auth mode iam)"
     )
-    auth_token: SecretStr | None = _setting(
+    auth_token: SecretStr | None = setting(
         None, None, ENV_PREFIX + "AUTH_TOKEN", "a fixed IAM token, for debugging (auth mode token)"
     )
-    metadata_url: str = _setting(
+    metadata_url: str = setting(
         "http://169.254.169.254/openstack/latest/securitykey",
         "--auth.metadata-url",
         ENV_PREFIX + "METADATA_URL",
         "ECS metadata endpoint of agency credentials (auth mode ecs); its session token "
         "is asked for at /meta-data/latest/api/token on the same host",
     )
-    idp_id: str = _setting(
+    idp_id: str = setting(
         "",
         "--auth.idp-id",
         "HUAWEICLOUD_SDK_IDP_ID",
         "identity provider of OIDC federation through IAM (auth mode idp)",
     )
-    id_token_file: str = _setting(
+    id_token_file: str = setting(
         "",
         "--auth.id-token-file",
         "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
         "file of the OIDC id token, read at every renewal (auth mode idp)",
     )
-    oidc_provider_urn: str = _setting(
+    oidc_provider_urn: str = setting(
         "",
         "--auth.oidc.provider-urn",
         "HUAWEICLOUD_OIDC_PROVIDER_URN",
         "URN of the OIDC identity provider (auth mode oidc-sts)",
     )
-    oidc_agency_urn: str = _setting(
+    oidc_agency_urn: str = setting(
         "",
         "--auth.oidc.agency-urn",
         "HUAWEICLOUD_OIDC_AGENCY_URN",
         "URN of the trust agency to assume (auth mode oidc-sts)",
     )
-    oidc_token_file: str = _setting(
+    oidc_token_file: str = setting(
         "",
         "--auth.oidc.token-file",
         "HUAWEICLOUD_OIDC_TOKEN_FILE",
         "file of the OIDC id token, read at every renewal (auth mode oidc-sts)",
     )
-    oidc_id_token: SecretStr | None = _setting(
+    oidc_id_token: SecretStr | None = setting(
         None,
         None,
         "HUAWEICLOUD_OIDC_ID_TOKEN",
         "the OIDC id token itself, instead of its file (auth mode oidc-sts)",
     )
-    oidc_session_name: str = _setting(
+    oidc_session_name: str = setting(
         "oidc-sts-session",
         "--auth.oidc.session-name",
         "HUAWEICLOUD_OIDC_SESSION_NAME",
         "session name of the assumed agency (auth mode oidc-sts)",
     )
-    oidc_duration_seconds: int = _setting(
+    oidc_duration_seconds: int = setting(
         3600,
         "--auth.oidc.duration-seconds",
         "HUAWEICLOUD_OIDC_DURATION_SECONDS",
@@ -260,26 +239,26 @@ class Settings(BaseSettings):
         ge=900,
         le=43200,
     )
-    sts_endpoint: str = _setting(
+    sts_endpoint: str = setting(
         "",
         "--sts-endpoint",
         ENV_PREFIX + "STS_ENDPOINT",
         "STS base URL (default: the region's, as the vendor SDK resolves it; auth mode oidc-sts)",
         also_env="HUAWEICLOUD_SDK_STS_ENDPOINT",
     )
-    pod_identity_uri: str = _setting(
+    pod_identity_uri: str = setting(
         "",
         "--auth.pod-identity.uri",
         "HC_CONTAINER_CREDENTIALS_FULL_URI",
         "CCE pod identity agent URL of the pod's credentials (auth mode pod-identity)",
     )
-    pod_identity_token_file: str = _setting(
+    pod_identity_token_file: str = setting(
         "",
         "--auth.pod-identity.token-file",
         "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
         "file of the token the agent asks for, read at every renewal (auth mode pod-identity)",
     )
-    credentials_file: str = _setting(
+    credentials_file: str = setting(
         "",
         "--auth.credentials-file",
         "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
@@ -288,35 +267,35 @@ class Settings(BaseSettings):
     )
 
     # -- how to talk to the API ---------------------------------------------------------
-    flavor_cache_ttl: float = _setting(
+    flavor_cache_ttl: float = setting(
         600.0,
         "--flavor-cache-ttl",
         ENV_PREFIX + "FLAVOR_CACHE_TTL",
         "seconds the newer API's flavors listing is kept before it is listed again",
         gt=0,
     )
-    cache_ttl: float = _setting(
+    cache_ttl: float = setting(
         30.0,
         "--cache-ttl",
         ENV_PREFIX + "CACHE_TTL",
         "seconds a fetched list is served before the next scrape refreshes it",
         gt=0,
     )
-    max_staleness: float = _setting(
+    max_staleness: float = setting(
         300.0,
         "--max-staleness",
         ENV_PREFIX + "MAX_STALENESS",
         "seconds the last good list is served while refreshes fail",
         ge=0,
     )
-    page_size: int = _setting(
+    page_size: int = setting(
         200,
         "--page-size",
         ENV_PREFIX + "PAGE_SIZE",
         "instances per list request (0: all in one request)",
         ge=0,
     )
-    page_concurrency: int = _setting(
+    page_concurrency: int = setting(
         4,
         "--page-concurrency",
         ENV_PREFIX + "PAGE_CONCURRENCY",
@@ -324,10 +303,10 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
     )
-    request_timeout: float = _setting(
+    request_timeout: float = setting(
         5.0, "--request-timeout", ENV_PREFIX + "REQUEST_TIMEOUT", "seconds per HTTP request", gt=0
     )
-    refresh_budget: float = _setting(
+    refresh_budget: float = setting(
         8.0,
         "--refresh-budget",
         ENV_PREFIX + "REFRESH_BUDGET",
@@ -335,21 +314,21 @@ class Settings(BaseSettings):
         "a longer refresh goes on in the background and is served when it lands",
         gt=0,
     )
-    refresh_timeout: float = _setting(
+    refresh_timeout: float = setting(
         120.0,
         "--refresh-timeout",
         ENV_PREFIX + "REFRESH_TIMEOUT",
         "seconds a refresh may run before it counts as failed (at least --refresh-budget)",
         gt=0,
     )
-    refresh_background: bool = _setting(
+    refresh_background: bool = setting(
         False,
         "--refresh.background",
         ENV_PREFIX + "REFRESH_BACKGROUND",
         "once there is data, a scrape after the TTL is answered at once and the refresh "
         "runs in the background (stale-while-revalidate)",
     )
-    max_response_bytes: int = _setting(
+    max_response_bytes: int = setting(
         64 * 1024 * 1024,
         "--max-response-bytes",
         ENV_PREFIX + "MAX_RESPONSE_BYTES",
@@ -358,19 +337,19 @@ class Settings(BaseSettings):
     )
 
     # -- cardinality ------------------------------------------------------------------
-    metrics_per_instance: bool = _setting(
+    metrics_per_instance: bool = setting(
         True,
         "--metrics.per-instance",
         ENV_PREFIX + "METRICS_PER_INSTANCE",
         "export per-notebook series; --no-metrics.per-instance keeps only the aggregates",
     )
-    metrics_per_user: bool = _setting(
+    metrics_per_user: bool = setting(
         True,
         "--metrics.per-user",
         ENV_PREFIX + "METRICS_PER_USER",
         "export modelarts_notebook_user_instances; --no-metrics.per-user leaves it out",
     )
-    metrics_info_labels: str = _setting(
+    metrics_info_labels: str = setting(
         ",".join(INFO_LABELS),
         "--metrics.info-labels",
         ENV_PREFIX + "METRICS_INFO_LABELS",
@@ -378,21 +357,21 @@ class Settings(BaseSettings):
     )
 
     # -- logging ----------------------------------------------------------------------
-    log_level: Literal["debug", "info", "warning", "error"] = _setting(
+    log_level: Literal["debug", "info", "warning", "error"] = setting(
         "info",
         "--log.level",
         ENV_PREFIX + "LOG_LEVEL",
         "debug, info, warn (or warning) or error",
     )
-    log_format: Literal["logfmt", "json"] = _setting(
+    log_format: Literal["logfmt", "json"] = setting(
         "logfmt", "--log.format", ENV_PREFIX + "LOG_FORMAT", "logfmt or json"
     )
 
     # -- demo -------------------------------------------------------------------------
-    demo: bool = _setting(
+    demo: bool = setting(
         False, "--demo", ENV_PREFIX + "DEMO", "export from the built-in simulator (no credentials)"
     )
-    demo_instances: int = _setting(
+    demo_instances: int = setting(
         60,
         "--demo.instances",
         ENV_PREFIX + "DEMO_INSTANCES",
@@ -400,7 +379,7 @@ class Settings(BaseSettings):
         ge=1,
         le=200_000,
     )
-    demo_seed: int = _setting(
+    demo_seed: int = setting(
         7, "--demo.seed", ENV_PREFIX + "DEMO_SEED", "seed of the simulated fleet"
     )
 
@@ -568,14 +547,6 @@ _REQUIRED_BY_MODE: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingSetting(ValueError):
-    """A required setting is missing; carries the field so the message can name it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 class _SecretFileSource(PydanticBaseSettingsSource):
     """Reads `<ENV>_FILE` for secrets: the file's content, without the trailing newline."""
 
@@ -585,7 +556,7 @@ class _SecretFileSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name in SECRET_FIELDS:
-            env = _env_name(name)
+            env = env_name(name)
             path = os.environ.get(env + "_FILE")
             if not path or os.environ.get(env):
                 continue
@@ -614,7 +585,7 @@ def setting_names(name: str) -> tuple[str | None, str]:
     return extra["flag"], str(extra["env"])  # type: ignore[return-value]
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
     return setting_names(name)[1]
 
 
@@ -633,66 +604,3 @@ def describe_setting(name: str) -> str:
     if name in SECRET_FIELDS:
         return f"{env} (or {env}_FILE)"
     return f"{flag} / {env}" if flag else env
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """`host:port`, `:port` or `[::1]:port` → (host, port); empty host means all."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError("must be host:port with a port from 0 to 65535")
-    return host.strip("[]") or "0.0.0.0", int(port_text)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, exit 2: the same answer as for a bad value."""
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per setting, generated from the fields so the two never disagree."""
-    parser = _Parser(
-        prog="modelarts-exporter",
-        description="Prometheus exporter for Huawei Cloud ModelArts notebook instances.",
-        argument_default=argparse.SUPPRESS,
-    )
-    for name, field in Settings.model_fields.items():
-        flag = setting_names(name)[0]
-        if not flag:
-            continue
-        help_text = f"{field.description} [env {_env_name(name)}; default {field.default!r}]"
-        if field.annotation is bool:
-            parser.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text
-            )
-        else:
-            parser.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    return parser
-
-
-def load_settings(flags: Mapping[str, Any]) -> Settings:
-    """Merge parsed flags with the environment and validate. Raises SettingsError."""
-    try:
-        return Settings(**flags)
-    except ValidationError as err:
-        raise _first_problem(err) from None
-
-
-def _first_problem(err: ValidationError) -> SettingsError:
-    error = err.errors(include_url=False, include_input=False)[0]
-    ctx_error = (error.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, MissingSetting):
-        return SettingsError(ctx_error.field, str(ctx_error))
-    loc = error["loc"][0] if error["loc"] else "settings"
-    field = _field_for(str(loc))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return SettingsError(field, message[0].lower() + message[1:])
-
-
-def _field_for(loc: str) -> str:
-    """Map a validation location (field name or env alias) back to the field name."""
-    for name in Settings.model_fields:
-        if loc.lower() in (name, _env_name(name).lower()):
-            return name
-    return loc

@@ -34,7 +34,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from exporter.config.settings import AuthMode, MissingSetting, Settings
+from exporter.config.fields import MissingSetting
+from exporter.config.settings import AuthMode, Settings
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 

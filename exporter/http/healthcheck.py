@@ -27,12 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.config.settings import (
-    DEFAULT_LISTEN_ADDRESS,
-    build_parser,
-    parse_listen_address,
-    setting_names,
-)
+from exporter.config.command_line import build_parser
+from exporter.config.fields import parse_listen_address
+from exporter.config.settings import DEFAULT_LISTEN_ADDRESS, setting_names
 from exporter.http.webconfig import WebConfigError, load_web_config
 
 PATH = "/-/healthy"

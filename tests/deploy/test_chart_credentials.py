@@ -305,7 +305,7 @@ def test_exporter_accepts_the_rendered_environment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from exporter.config.settings import load_settings
+    from exporter.config.command_line import load_settings
 
     base = {"config": {"region": "cn-north-4", "projectId": "p1", "cacheTTL": 45}}
     environment = container_environment(merged(base, values), secret, tmp_path)

@@ -111,7 +111,7 @@ def loaded_targets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     """The targets the exporter makes of the rendered pod: its settings by target name."""
-    from exporter.config.settings import load_settings
+    from exporter.config.command_line import load_settings
     from exporter.config.targets_file import load_config
 
     exporter_environment(monkeypatch, pod_filesystem(render(values), secrets, tmp_path))

@@ -8,7 +8,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from exporter.config.settings import SettingsError, build_parser, load_settings
+from exporter.config.command_line import build_parser, load_settings
+from exporter.config.settings import SettingsError
 
 ENV = {
     "HUAWEICLOUD_SDK_REGION": "cn-north-4",

@@ -17,7 +17,7 @@ import responses
 from huaweicloudsdkmodelarts.v1 import model as sdk
 from pydantic import BaseModel, SecretStr
 
-from exporter.config.settings import load_settings
+from exporter.config.command_line import load_settings
 from exporter.modelarts import flavors, notebooks
 from exporter.modelarts.auth.aksk import AkSkProvider
 from exporter.modelarts.auth.ecs import EcsAgencyProvider

@@ -9,7 +9,8 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from exporter.config.settings import SettingsError, build_parser, load_settings
+from exporter.config.command_line import build_parser, load_settings
+from exporter.config.settings import SettingsError
 from exporter.modelarts.auth.aksk import AkSkProvider
 from exporter.modelarts.auth.ecs import EcsAgencyProvider
 from exporter.modelarts.auth.iam import IamPasswordProvider
