@@ -82,6 +82,10 @@ def test_probe_returns_one_target(two_projects, tmp_path, metric_values):
     assert status == 200
     assert {dict(k)["project_id"] for k in m.all("modelarts_up")} == {PROJECT_B}
     assert m.label_values("modelarts_notebook_instance_info", "id") == exported_ids(b)
+    # The series beyond the list API are served by /probe as by /metrics.
+    assert m("modelarts_exporter_target_info", target="b", project_id=PROJECT_B) == 1
+    assert m.has("modelarts_notebook_instance_resource_requests", resource="cpu")
+    assert m.has("modelarts_notebook_user_instances") and m.has("process_start_time_seconds")
     assert (missing[0], unknown[0]) == (400, 404)
 
 
