@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
     if targets is not None:
+        targets = _my_shard(settings, targets)
         try:
             targets = _with_project_ids(settings, targets)
         except ProjectLookupError as err:
@@ -76,6 +77,45 @@ def _targets(settings: Settings) -> dict[str, Settings]:
     return {settings.project_id: settings}
 
 
+def _my_shard(settings: Settings, targets: dict[str, Settings]) -> dict[str, Settings]:
+    """This replica's share of the targets file (all of it without --config.shard); said
+    in the log at start-up. A shard the file gives no target serves nothing and is ready:
+    the other shards hold the targets."""
+    shard = settings.shard
+    if shard is None:
+        return targets
+    mine = shard.select(targets)
+    if mine:
+        log.info(
+            "shard %s takes %d of the %d targets: %s",
+            shard,
+            len(mine),
+            len(targets),
+            ",".join(mine),
+        )
+    else:
+        log.warning(
+            "shard %s takes none of the %d targets: it serves no project until a reload "
+            "gives it one (the other shards hold them)",
+            shard,
+            len(targets),
+        )
+    return mine
+
+
+def reloaded_targets(settings: Settings, running: TargetSet) -> dict[str, Settings]:
+    """The targets file read again, and this replica's share of it: the same shard as at
+    start-up. Raises ConfigError."""
+    loaded = load_config(settings.config_file, settings)
+    shard = settings.shard
+    if shard is None:
+        return loaded
+    mine = shard.select(loaded)
+    if not mine and running.names():  # said once, when the shard loses its last target
+        log.warning("shard %s takes none of the %d targets after the reload", shard, len(loaded))
+    return mine
+
+
 def _with_project_ids(settings: Settings, targets: dict[str, Settings]) -> dict[str, Settings]:
     """Targets without a project id get their region's, looked up in IAM (once per
     process); the project of the flags is named by its id. Raises ProjectLookupError, or
@@ -98,6 +138,11 @@ def _check_config(settings: Settings) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
     print(f"{settings.config_file}: OK, {len(targets)} target(s): {', '.join(targets)}")
+    shard = settings.shard
+    if shard is not None:
+        mine = shard.select(targets)
+        taken = f"{len(mine)} target(s): {', '.join(mine)}" if mine else "no target"
+        print(f"shard {shard} takes {taken}")
     return 0
 
 
@@ -129,9 +174,7 @@ def serve(
 
     def reload() -> str | None:
         try:
-            targets.replace(
-                _with_project_ids(settings, load_config(settings.config_file, settings))
-            )
+            targets.replace(_with_project_ids(settings, reloaded_targets(settings, targets)))
         except (ConfigError, ProjectLookupError) as err:
             log.error("reload failed, keeping the running targets: %s", err)
             return str(err)
@@ -140,7 +183,7 @@ def serve(
     app = MetricsApp(
         targets,
         telemetry_path=settings.web_telemetry_path,
-        description=f"Targets: {', '.join(targets.names())}.",
+        description=f"Targets: {', '.join(targets.names()) or 'none in this shard'}.",
         reload=reload if settings.config_file else None,
         lifecycle=settings.web_enable_lifecycle,
     )

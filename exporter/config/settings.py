@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from exporter.config.fields import ENV_PREFIX, MissingSetting, parse_listen_address, setting
 from exporter.config.series import INFO_LABELS, SeriesOptions
+from exporter.config.shard import Shard, parse_shard
 from exporter.modelarts.auth.profile import (
     Profile,
     ProfileError,
@@ -119,6 +120,13 @@ class Settings(BaseSettings):
     )
     config_check: bool = setting(
         False, "--config.check", ENV_PREFIX + "CONFIG_CHECK", "check --config.file and exit"
+    )
+    config_shard: str = setting(
+        "",
+        "--config.shard",
+        ENV_PREFIX + "CONFIG_SHARD",
+        "I/N: this replica takes the targets of --config.file whose name hashes to shard I "
+        "of N (CRC-32 of the name, modulo N), at start-up and every reload; empty: all",
     )
     region: str = setting(
         "", "--region", "HUAWEICLOUD_SDK_REGION", "region, e.g. cn-north-4; selects both endpoints"
@@ -422,6 +430,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a path starting with / other than the reserved ones")
         return value
 
+    @field_validator("config_shard")
+    @classmethod
+    def _check_shard(cls, value: str) -> str:
+        parse_shard(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_shard_has_targets(self) -> Settings:
+        if self.config_shard and not self.config_file:
+            raise MissingSetting(
+                "config_shard", "needs --config.file: a shard is a share of its targets"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_refresh_timeout(self) -> Settings:
         if self.refresh_timeout < self.refresh_budget:
@@ -507,6 +529,11 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _SecretFileSource(settings_cls))
 
     # -- derived ----------------------------------------------------------------------
+    @property
+    def shard(self) -> Shard | None:
+        """This replica's share of the targets file; None: all of it."""
+        return parse_shard(self.config_shard)
+
     @property
     def series_options(self) -> SeriesOptions:
         labels = frozenset(n.strip() for n in self.metrics_info_labels.split(",") if n.strip())

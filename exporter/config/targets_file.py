@@ -177,7 +177,12 @@ def _settings_for(
 ) -> Settings:
     """The global settings with this target's values on top, checked like the flags are."""
     # Explicitly not a targets file nor a demo, so that the per-target checks all apply.
-    values = defaults.model_dump() | {"config_file": "", "config_check": False, "demo": False}
+    values = defaults.model_dump() | {
+        "config_file": "",
+        "config_check": False,
+        "config_shard": "",
+        "demo": False,
+    }
     values |= target.model_dump(exclude={"name", "auth"}, exclude_none=True)
     auth = target.auth
     if auth == AuthConfig():

@@ -92,8 +92,10 @@ class TargetSet:
         return list(pool.map(lambda t: t.cache.status(), chosen))
 
     def ready(self) -> bool:
-        """Some target has data fresh enough to serve."""
-        return any(t.cache.peek().snapshot is not None for t in self._targets.values())
+        """Some target has data fresh enough to serve; or there is no target at all (a
+        shard the targets file gives none: nothing to wait for, the other shards serve)."""
+        targets = self._targets
+        return not targets or any(t.cache.peek().snapshot is not None for t in targets.values())
 
     def warm_up(self) -> None:
         threading.Thread(target=self.statuses, name="warm-up", daemon=True).start()
