@@ -14,6 +14,7 @@ import tarfile
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import helm_python as helm
 import kubernetes_validate
@@ -39,7 +40,6 @@ from tests.deploy.chart import (
     run_script,
 )
 
-DEMO = {"config": {"demo": True}}
 TEST_POD = f"{FULLNAME}-test-ready"
 # Where kube-prometheus-stack's Prometheus runs, as NetworkPolicy selectors.
 KUBE_PROMETHEUS_STACK = {
@@ -340,6 +340,8 @@ def test_chart_metadata_points_at_the_project() -> None:
         rf"https://raw\.githubusercontent\.com/{re.escape(repository)}/main/(.+)", meta["icon"]
     )
     assert icon and (ROOT / icon[1]).is_file(), meta["icon"]
+    svg = ElementTree.parse(ROOT / icon[1]).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")
     assert meta["annotations"]["artifacthub.io/license"] == "Apache-2.0"
 
 
