@@ -412,3 +412,44 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Pods of the workload: sharding.shards when sharded, else replicaCount.
+*/}}
+{{- define "modelarts-exporter.replicas" -}}
+{{- if .Values.sharding.enabled }}
+{{- int .Values.sharding.shards }}
+{{- else }}
+{{- int .Values.replicaCount }}
+{{- end }}
+{{- end }}
+
+{{/*
+The headless Service that governs the sharded StatefulSet, and the label that tells it
+apart from the Service Prometheus scrapes.
+*/}}
+{{- define "modelarts-exporter.headlessServiceName" -}}
+{{- printf "%s-headless" (include "modelarts-exporter.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+{{- define "modelarts-exporter.headlessLabel" -}}
+modelarts-exporter/headless
+{{- end }}
+
+{{/*
+Fails on sharding that cannot work: no targets to share, a Kubernetes without the
+pod-index label (1.28), or /probe endpoints that every shard would answer for targets it
+does not hold.
+*/}}
+{{- define "modelarts-exporter.checkSharding" -}}
+{{- if .Values.sharding.enabled }}
+{{- if not .Values.targets }}
+{{- fail "sharding.enabled needs targets: the shards share the targets file's targets" }}
+{{- end }}
+{{- if semverCompare "<1.28.0-0" .Capabilities.KubeVersion.Version }}
+{{- fail (printf "sharding.enabled needs Kubernetes 1.28 or later (the pod label apps.kubernetes.io/pod-index); this is %s" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if .Values.serviceMonitor.probeTargets }}
+{{- fail "sharding.enabled and serviceMonitor.probeTargets are exclusive: each shard serves its own targets at /metrics" }}
+{{- end }}
+{{- end }}
+{{- end }}
