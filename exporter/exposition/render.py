@@ -89,6 +89,13 @@ class Renderer:
         now = self._clock()
         second = math.floor(now)
         snapshots = tuple(s.snapshot for s in statuses if s.snapshot is not None)
+        # Written for this scrape alone (the process metrics read /proc): outside the lock
+        # that the cached parts need, so concurrent scrapes do not wait on each other's.
+        exporter = (
+            _exporter_section(statuses, fmt, now)
+            + (process_lines(fmt) if self._process_metrics else b"")
+            + fmt.eof
+        )
         # Keys hold the snapshots themselves (compared by identity): never a stale hit.
         with self._lock:
             static = self._static.setdefault(fmt.name, _Slot()).get(
@@ -101,9 +108,7 @@ class Renderer:
                 fmt,
                 static.value,
                 countdowns.value,
-                _exporter_section(statuses, fmt, now)
-                + (process_lines(fmt) if self._process_metrics else b"")
-                + fmt.eof,
+                exporter,
                 static.gzipped,
                 countdowns.gzipped,
             )

@@ -172,18 +172,21 @@ class SnapshotCache:
         )
 
     def _succeeded(self, flight: _Flight, listing: Listing) -> None:
+        # Rendering the snapshot is most of a refresh's own cost: done before taking the
+        # lock that scrapes need. Only this flight writes `_last_good` and `_changes`.
+        previous = self._last_good.instances if self._last_good is not None else None
+        changes = self._changes.after(previous, listing.instances, flight.started)
+        snapshot = Snapshot(
+            self.project_id,
+            tuple(listing.instances),
+            flight.started,
+            self._options,
+            listing.flavors,
+            changes,
+        )
         with self._lock:
             finished = self._clock()
-            previous = self._last_good.instances if self._last_good is not None else None
-            self._changes = self._changes.after(previous, listing.instances, flight.started)
-            snapshot = Snapshot(
-                self.project_id,
-                tuple(listing.instances),
-                flight.started,
-                self._options,
-                listing.flavors,
-                self._changes,
-            )
+            self._changes = changes
             self._last_good = snapshot
             self._fresh_until = finished + self.ttl
             self._up = True
