@@ -113,6 +113,9 @@ class InstanceMetric(SnapshotMetric):
     """Per notebook; `value` returns the labels after `id` and the value, or nothing."""
 
     value: Callable[[Instance, float], Iterable[Sample]] = lambda i, t: ()
+    # The value reads the listing's fetch time, not only the notebook: an unchanged
+    # notebook's lines cannot be carried over from the last snapshot (snapshot.py).
+    clocked: bool = False
     per_instance: ClassVar[bool] = True
     computed: ClassVar[str] = "per notebook, once per refresh"
 
@@ -121,6 +124,14 @@ class InstanceMetric(SnapshotMetric):
         for instance in listed.instances:
             for labels, value in self.value(instance, fetched_at):
                 yield (instance.id, *labels), value
+
+    def instance_lines(
+        self, instance: Instance, fetched_at: float, project_id: str
+    ) -> Iterator[Line]:
+        """The lines of one notebook: those `lines` writes for it, in the same order."""
+        names = self.label_names
+        for labels, value in self.value(instance, fetched_at):
+            yield self.name, names, (project_id, instance.id, *labels), value
 
 
 @dataclass(frozen=True)

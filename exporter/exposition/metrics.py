@@ -215,6 +215,7 @@ METRICS: tuple[Metric, ...] = (
         "Time at which the notebook instance will stop by itself, in Unix seconds, where known.",
         ("id",),
         value=lambda i, fetched_at: _one(_stop_time(i, fetched_at)),
+        clocked=True,  # from remain_time and the fetch time, where that is all there is
     ),
     CountdownMetric(
         "modelarts_notebook_instance_auto_stop_remaining_seconds",

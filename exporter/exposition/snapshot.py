@@ -2,17 +2,33 @@
 
 The part of the exposition that does not depend on the clock is rendered here, once,
 in the refresh thread; each scrape only fills in the countdowns (see `render.py`).
+
+Between two refreshes most notebooks do not change, and the client hands back the very
+`Instance` of the last listing for a record whose bytes did not change
+(`records.RecordMemo`). So a snapshot made with `previous` copies such a notebook's lines
+out of the previous snapshot's bytes instead of writing them again: the cost of a refresh
+follows what changed, not the size of the fleet. Each per-notebook metric keeps where
+every notebook's lines start (`offsets`), which is all that copying needs; metrics whose
+lines read the fetch time (`clocked`) are written afresh every time.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
 from exporter.exposition.formats import format_value, series_prefix
-from exporter.exposition.kinds import Anchor, CountdownMetric, Line, Metric, SnapshotMetric
+from exporter.exposition.kinds import (
+    Anchor,
+    CountdownMetric,
+    InstanceMetric,
+    Line,
+    Metric,
+    SnapshotMetric,
+)
 from exporter.exposition.metrics import INFO_METRIC, PER_SECOND, PER_SNAPSHOT
 from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.instance import Instance
@@ -51,13 +67,38 @@ class Snapshot:
     options: SeriesOptions = field(default_factory=SeriesOptions)
     flavors: tuple[Flavor, ...] = ()  # the newer API's flavors listing, where there is one
     changes: Changes = field(default_factory=Changes)  # since the exporter started
+    # The last snapshot of the same project, whose unchanged notebooks' lines are copied;
+    # not kept (a snapshot never holds its predecessor alive).
+    previous: InitVar[Snapshot | None] = None
     static_lines: dict[str, bytes] = field(init=False, repr=False)  # metric name → sample lines
+    # Per-notebook metric name → where each notebook's lines start in `static_lines`, in
+    # the order of `instances`, and where the last one ends.
+    offsets: dict[str, array[int]] = field(init=False, repr=False)
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        static = {metric.name: self._static(metric) for metric in PER_SNAPSHOT}
-        countdowns = {metric.name: self._countdown(metric) for metric in PER_SECOND}
+    def __post_init__(self, previous: Snapshot | None) -> None:
+        if previous is not None and (previous.project_id, previous.options) != (
+            self.project_id,
+            self.options,
+        ):
+            previous = None
+        # Positions of the previous snapshot's notebooks by identity: both snapshots hold
+        # their instances, so an `id()` found in both is the same object.
+        before = {id(i): n for n, i in enumerate(previous.instances)} if previous else {}
+        static: dict[str, bytes] = {}
+        offsets: dict[str, array[int]] = {}
+        for metric in PER_SNAPSHOT:
+            if isinstance(metric, InstanceMetric) and self.exports(metric):
+                reuse = previous if previous is not None and not metric.clocked else None
+                static[metric.name], offsets[metric.name] = self._per_instance(
+                    metric, reuse, before
+                )
+            else:
+                static[metric.name] = self._static(metric)
+        old = previous.countdowns if previous is not None else {}
+        countdowns = {m.name: self._countdown(m, old.get(m.name)) for m in PER_SECOND}
         object.__setattr__(self, "static_lines", static)
+        object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "countdowns", countdowns)
 
     def exports(self, metric: Metric) -> bool:
@@ -70,14 +111,7 @@ class Snapshot:
         options shape them."""
         if not self.exports(metric):
             return iter(())
-        lines = metric.lines(self, self.project_id)
-        kept = self._kept_labels(metric)
-        if kept is None:
-            return lines
-        return (
-            (name, tuple(names[i] for i in kept), tuple(values[i] for i in kept), value)
-            for name, names, values, value in lines
-        )
+        return _shaped(metric.lines(self, self.project_id), self._kept_labels(metric))
 
     def _kept_labels(self, metric: Metric) -> tuple[int, ...] | None:
         """Positions of the info labels kept (`--metrics.info-labels`), None for all."""
@@ -91,19 +125,61 @@ class Snapshot:
         )
 
     def _static(self, metric: SnapshotMetric) -> bytes:
-        return "".join(
-            f"{series_prefix(name, names, values)}{format_value(value)}\n"
-            for name, names, values, value in self.series(metric)
-        ).encode("utf-8")
+        return _text(self.series(metric)).encode("utf-8")
 
-    def _countdown(self, metric: CountdownMetric) -> Countdown:
+    def _per_instance(
+        self, metric: InstanceMetric, previous: Snapshot | None, before: dict[int, int]
+    ) -> tuple[bytes, array[int]]:
+        """A per-notebook metric's lines, and where each notebook's start; an unchanged
+        notebook's copied from `previous` (a memoryview slice: no copy until the join)."""
+        old = memoryview(previous.static_lines[metric.name]) if previous is not None else None
+        old_offsets = previous.offsets.get(metric.name) if previous is not None else None
+        kept = self._kept_labels(metric)
+        chunks: list[bytes | memoryview] = []
+        offsets = array("Q", [0])
+        end = 0
+        for instance in self.instances:
+            position = before.get(id(instance)) if old_offsets is not None else None
+            if old is not None and old_offsets is not None and position is not None:
+                chunk: bytes | memoryview = old[old_offsets[position] : old_offsets[position + 1]]
+            else:
+                lines = metric.instance_lines(instance, self.fetched_at, self.project_id)
+                chunk = _text(_shaped(lines, kept)).encode("utf-8")
+            chunks.append(chunk)
+            end += len(chunk)
+            offsets.append(end)
+        return b"".join(chunks), offsets
+
+    def _countdown(self, metric: CountdownMetric, previous: Countdown | None) -> Countdown:
         if not self.exports(metric):
             return Countdown((), (), ())
         names = ("project_id", *metric.labels)
         found = metric.anchors(self.instances, self.fetched_at)
         ids = tuple(id_ for id_, _ in found)
+        # A series prefix depends on the notebook's id alone: the last snapshot's are kept.
+        known = dict(zip(previous.ids, previous.prefixes, strict=True)) if previous else {}
         return Countdown(
             ids,
-            tuple(series_prefix(metric.name, names, (self.project_id, id_)) for id_ in ids),
+            tuple(
+                known.get(id_) or series_prefix(metric.name, names, (self.project_id, id_))
+                for id_ in ids
+            ),
             tuple(anchor for _, anchor in found),
         )
+
+
+def _shaped(lines: Iterator[Line], kept: tuple[int, ...] | None) -> Iterator[Line]:
+    """Only the labels at `kept` (all when None)."""
+    if kept is None:
+        return lines
+    return (
+        (name, tuple(names[i] for i in kept), tuple(values[i] for i in kept), value)
+        for name, names, values, value in lines
+    )
+
+
+def _text(lines: Iterator[Line]) -> str:
+    return "".join(
+        f"{series_prefix(name, names, values)}{format_value(value)}\n"
+        for name, names, values, value in lines
+    )

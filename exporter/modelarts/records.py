@@ -142,7 +142,8 @@ class RecordMemo:
         self._generation: object = None
 
     def start(self, generation: object = None) -> None:
-        same = generation is self._generation
+        # Equal, not identical: a flavors listing fetched again and unchanged keeps all.
+        same = generation == self._generation
         self._last, self._now = (self._now if same else {}), {}
         self._generation = generation
 

@@ -183,6 +183,7 @@ class SnapshotCache:
             self._options,
             listing.flavors,
             changes,
+            previous=self._last_good,  # its unchanged notebooks' lines are copied
         )
         with self._lock:
             finished = self._clock()

@@ -43,6 +43,17 @@ def test_new_flavors_forget_what_the_records_became():
     assert (first[1].cpu, second[1].cpu) == (2, 4)
 
 
+def test_a_flavors_listing_fetched_again_unchanged_forgets_nothing():
+    # Fetched again every --flavor-cache-ttl: a new tuple, equal to the last one.
+    body = fixture_bytes("notebooks-v2-list.json")
+    memo = RecordMemo()
+    memo.start(generation=(Flavor("modelarts.vm.cpu.2u", "CPU", cpu=2),))
+    first = parse_notebooks_page(body, {}, memo).instances
+    memo.start(generation=(Flavor("modelarts.vm.cpu.2u", "CPU", cpu=2),))
+    second = parse_notebooks_page(body, {}, memo).instances
+    assert second[0] is first[0]
+
+
 def test_a_record_that_strict_json_refuses_loses_only_itself():
     body = (
         b'{"total_count": 2, "instances": ['
