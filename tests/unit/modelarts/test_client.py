@@ -239,3 +239,22 @@ def test_a_malformed_body_is_an_api_error_and_bad_records_are_counted():
     )
     listing = make_client().list_instances()
     assert [i.id for i in listing.instances] == ["a"] and listing.invalid == 1
+
+
+def test_proxy_and_ca_bundle_variables_are_read_once_as_requests_reads_them(monkeypatch):
+    """requests would read them per request (Session.merge_environment_settings); the
+    client reads them at construction for its one host, with the same precedence."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client()
+    assert client.session.trust_env is False
+    assert client.session.proxies.get("https") == "http://proxy.example:3128"
+    assert client.session.verify == "/etc/ssl/corporate.pem"
+
+    monkeypatch.setenv("NO_PROXY", ".myhuaweicloud.com")
+    assert make_client().session.proxies == {}
+    # An explicit CA file (--ca-file) wins over the environment, as in requests.
+    auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
+    assert ModelArtsClient(BASE, PROJECT, auth, verify="/mine.pem").session.verify == "/mine.pem"
