@@ -113,9 +113,9 @@ class InstanceMetric(SnapshotMetric):
     """Per notebook; `value` returns the labels after `id` and the value, or nothing."""
 
     value: Callable[[Instance, float], Iterable[Sample]] = lambda i, t: ()
-    # The value reads the listing's fetch time, not only the notebook: an unchanged
-    # notebook's lines cannot be carried over from the last snapshot (snapshot.py).
-    clocked: bool = False
+    # The notebooks whose value reads the listing's fetch time, not only the notebook:
+    # their lines are written afresh even when the notebook did not change (snapshot.py).
+    clocked: Callable[[Instance], bool] | None = None
     per_instance: ClassVar[bool] = True
     computed: ClassVar[str] = "per notebook, once per refresh"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from exporter.build import build_info
 from exporter.config.series import INFO_LABELS
@@ -64,11 +65,18 @@ def _resources(i: Instance, _: float = 0.0) -> Iterable[Sample]:
 
 
 def _resource_totals(listed: Listed) -> Iterable[Sample]:
-    totals: dict[Labels, float] = {}
+    # Grouped first, then summed a resource at a time: this runs over the whole fleet at
+    # every refresh, and a tuple per notebook and resource cost more than all the rest.
+    groups: dict[tuple[str, str, str], list[Instance]] = {}
     for i in listed.instances:
-        for (resource, unit), amount in _resources(i):
-            key = (i.status, i.flavor, i.pool_id, resource, unit)
-            totals[key] = totals.get(key, 0.0) + amount
+        groups.setdefault((i.status, i.flavor, i.pool_id), []).append(i)
+    totals: dict[Labels, float] = {}
+    for group, members in groups.items():
+        for resource, unit, attribute in RESOURCES:
+            amounts = [a for a in map(attrgetter(attribute), members) if a is not None]
+            if amounts:
+                key = (*group, resource, unit)
+                totals[key] = float(sum(amounts))
     return sorted(totals.items())
 
 
@@ -92,6 +100,11 @@ def _stop_time(i: Instance, fetched_at: float) -> float | None:
     if i.stop_timestamp is not None:
         return i.stop_timestamp
     return None if i.stop_remaining is None else fetched_at + i.stop_remaining
+
+
+def _stop_time_is_relative(i: Instance) -> bool:
+    """Its stop time is the fetch time plus `remain_time`: it moves with each listing."""
+    return i.auto_stop is not False and i.stop_timestamp is None and i.stop_remaining is not None
 
 
 def _queue(i: Instance) -> bool:
@@ -215,7 +228,7 @@ METRICS: tuple[Metric, ...] = (
         "Time at which the notebook instance will stop by itself, in Unix seconds, where known.",
         ("id",),
         value=lambda i, fetched_at: _one(_stop_time(i, fetched_at)),
-        clocked=True,  # from remain_time and the fetch time, where that is all there is
+        clocked=_stop_time_is_relative,
     ),
     CountdownMetric(
         "modelarts_notebook_instance_auto_stop_remaining_seconds",

@@ -6,17 +6,19 @@ in the refresh thread; each scrape only fills in the countdowns (see `render.py`
 Between two refreshes most notebooks do not change, and the client hands back the very
 `Instance` of the last listing for a record whose bytes did not change
 (`records.RecordMemo`). So a snapshot made with `previous` copies such a notebook's lines
-out of the previous snapshot's bytes instead of writing them again: the cost of a refresh
-follows what changed, not the size of the fleet. Each per-notebook metric keeps where
-every notebook's lines start (`offsets`), which is all that copying needs; metrics whose
-lines read the fetch time (`clocked`) are written afresh every time.
+out of the previous snapshot's bytes instead of writing them again, a whole run of
+unchanged notebooks at a time: the cost of a refresh follows what changed, not the size
+of the fleet. Each per-notebook metric keeps the length of every notebook's lines
+(`lengths`), which is all that copying needs; a notebook whose lines read the fetch time
+(the metric's `clocked`) is written afresh every time.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
+from itertools import accumulate
 
 from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
@@ -71,9 +73,9 @@ class Snapshot:
     # not kept (a snapshot never holds its predecessor alive).
     previous: InitVar[Snapshot | None] = None
     static_lines: dict[str, bytes] = field(init=False, repr=False)  # metric name → sample lines
-    # Per-notebook metric name → where each notebook's lines start in `static_lines`, in
-    # the order of `instances`, and where the last one ends.
-    offsets: dict[str, array[int]] = field(init=False, repr=False)
+    # Per-notebook metric name → the length of each notebook's lines in `static_lines`, in
+    # the order of `instances`.
+    lengths: dict[str, array[int]] = field(init=False, repr=False)
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
 
     def __post_init__(self, previous: Snapshot | None) -> None:
@@ -82,23 +84,25 @@ class Snapshot:
             self.options,
         ):
             previous = None
-        # Positions of the previous snapshot's notebooks by identity: both snapshots hold
-        # their instances, so an `id()` found in both is the same object.
+        # Where each notebook was in the previous snapshot, by identity: both snapshots
+        # hold their instances, so an `id()` found in both is the same object.
         before = {id(i): n for n, i in enumerate(previous.instances)} if previous else {}
+        positions = [before.get(id(i)) for i in self.instances]
+        unchanged = _runs(positions)
         static: dict[str, bytes] = {}
-        offsets: dict[str, array[int]] = {}
+        lengths: dict[str, array[int]] = {}
         for metric in PER_SNAPSHOT:
             if isinstance(metric, InstanceMetric) and self.exports(metric):
-                reuse = previous if previous is not None and not metric.clocked else None
-                static[metric.name], offsets[metric.name] = self._per_instance(
-                    metric, reuse, before
+                runs = unchanged if metric.clocked is None else self._runs(metric, positions)
+                static[metric.name], lengths[metric.name] = self._per_instance(
+                    metric, previous, runs
                 )
             else:
                 static[metric.name] = self._static(metric)
         old = previous.countdowns if previous is not None else {}
         countdowns = {m.name: self._countdown(m, old.get(m.name)) for m in PER_SECOND}
         object.__setattr__(self, "static_lines", static)
-        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "lengths", lengths)
         object.__setattr__(self, "countdowns", countdowns)
 
     def exports(self, metric: Metric) -> bool:
@@ -127,28 +131,40 @@ class Snapshot:
     def _static(self, metric: SnapshotMetric) -> bytes:
         return _text(self.series(metric)).encode("utf-8")
 
+    def _runs(self, metric: InstanceMetric, positions: list[int | None]) -> list[_Run]:
+        """The runs of a metric whose lines read the fetch time for some notebooks."""
+        clocked = metric.clocked or (lambda i: False)
+        return _runs(
+            [None if clocked(i) else p for i, p in zip(self.instances, positions, strict=True)]
+        )
+
     def _per_instance(
-        self, metric: InstanceMetric, previous: Snapshot | None, before: dict[int, int]
+        self, metric: InstanceMetric, previous: Snapshot | None, runs: list[_Run]
     ) -> tuple[bytes, array[int]]:
-        """A per-notebook metric's lines, and where each notebook's start; an unchanged
-        notebook's copied from `previous` (a memoryview slice: no copy until the join)."""
-        old = memoryview(previous.static_lines[metric.name]) if previous is not None else None
-        old_offsets = previous.offsets.get(metric.name) if previous is not None else None
+        """A per-notebook metric's lines and each notebook's length; a run of unchanged
+        notebooks copied from `previous` at once (a memoryview slice: no copy until the
+        join), the others written."""
         kept = self._kept_labels(metric)
         chunks: list[bytes | memoryview] = []
-        offsets = array("Q", [0])
-        end = 0
-        for instance in self.instances:
-            position = before.get(id(instance)) if old_offsets is not None else None
-            if old is not None and old_offsets is not None and position is not None:
-                chunk: bytes | memoryview = old[old_offsets[position] : old_offsets[position + 1]]
-            else:
+        lengths = array("I")
+        old, old_lengths, starts = memoryview(b""), array("I"), [0]
+        if previous is not None and metric.name in previous.lengths:
+            old, old_lengths = (
+                memoryview(previous.static_lines[metric.name]),
+                previous.lengths[metric.name],
+            )
+            starts = list(accumulate(old_lengths, initial=0))
+        for first, end, was in runs:
+            if was is not None:
+                chunks.append(old[starts[was] : starts[was + end - first]])
+                lengths.extend(old_lengths[was : was + end - first])
+                continue
+            for instance in self.instances[first:end]:
                 lines = metric.instance_lines(instance, self.fetched_at, self.project_id)
                 chunk = _text(_shaped(lines, kept)).encode("utf-8")
-            chunks.append(chunk)
-            end += len(chunk)
-            offsets.append(end)
-        return b"".join(chunks), offsets
+                chunks.append(chunk)
+                lengths.append(len(chunk))
+        return b"".join(chunks), lengths
 
     def _countdown(self, metric: CountdownMetric, previous: Countdown | None) -> Countdown:
         if not self.exports(metric):
@@ -166,6 +182,27 @@ class Snapshot:
             ),
             tuple(anchor for _, anchor in found),
         )
+
+
+_Run = tuple[int, int, "int | None"]  # notebooks [first, end), at `was` before (None: new)
+
+
+def _runs(positions: Sequence[int | None]) -> list[_Run]:
+    """Consecutive notebooks that were consecutive in the previous snapshot, and runs of
+    notebooks to write (None)."""
+    runs: list[_Run] = []
+    first, was = 0, None
+    for n, position in enumerate(positions):
+        if n == first:
+            was = position
+            continue
+        expected = None if was is None else was + n - first
+        if position != expected or (position is None) != (was is None):
+            runs.append((first, n, was))
+            first, was = n, position
+    if positions:
+        runs.append((first, len(positions), was))
+    return runs
 
 
 def _shaped(lines: Iterator[Line], kept: tuple[int, ...] | None) -> Iterator[Line]:
