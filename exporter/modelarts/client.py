@@ -24,9 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from exporter import __version__
 from exporter.modelarts.auth.provider import CredentialProvider
@@ -188,7 +190,7 @@ class ModelArtsClient:
             verify = (
                 os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             )
-        self.session.verify = verify
+        self.session.verify = self._verify = verify
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(page_concurrency, 1))
         self.session.mount("http://", adapter)
@@ -389,8 +391,15 @@ class ModelArtsClient:
         return _RETRY_PAUSE if transient and attempts_5xx < 1 else None
 
     def _send(self, url: str, params: dict[str, str], timeout: float, refresh: _Refresh) -> bytes:
+        request = self._prepare(url, params)
         try:
-            response = self.session.get(url, params=params, timeout=timeout, stream=True)
+            response = self.session.get_adapter(url).send(
+                request,
+                stream=True,
+                timeout=timeout,
+                verify=self._verify,
+                proxies=self.session.proxies,
+            )
         except requests.Timeout:
             self.requests.add("error")
             raise ApiError(f"no answer within {timeout:.1f}s", code="timeout") from None
@@ -407,6 +416,19 @@ class ModelArtsClient:
             if response.status_code != 200:
                 raise error_from_response(response.status_code, body, response.headers)
             return body
+
+    def _prepare(self, url: str, params: dict[str, str]) -> requests.PreparedRequest:
+        """The GET that `Session.get` would send, signed, prepared directly: the session's
+        merging of settings, cookies and hooks, and its redirect handling, cost a third of
+        each request's CPU, and a refresh of 50,000 notebooks sends over a thousand. An API
+        gateway does not redirect: a 3xx is an error like any other non-200."""
+        request = requests.PreparedRequest()
+        request.method = "GET"
+        request.url = f"{url}?{urlencode(params)}" if params else url
+        request.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
+        request.body = None
+        request.hooks = {"response": []}
+        return self.auth(request) if self.auth is not None else request
 
     def _note_clock_skew(self, date: str | None) -> None:
         """The gateway rejects signatures 15 minutes off: say so long before that."""

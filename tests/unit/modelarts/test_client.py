@@ -258,3 +258,16 @@ def test_proxy_and_ca_bundle_variables_are_read_once_as_requests_reads_them(monk
     # An explicit CA file (--ca-file) wins over the environment, as in requests.
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
     assert ModelArtsClient(BASE, PROJECT, auth, verify="/mine.pem").session.verify == "/mine.pem"
+
+
+@responses.activate
+def test_a_redirect_is_an_error_not_followed_with_the_signature():
+    """An API gateway answers, it does not redirect; following one would send the signed
+    request (and a token) wherever the Location points."""
+    elsewhere = "https://elsewhere.example/v1/p1/demanager/instances"
+    responses.get(URL, status=302, headers={"Location": elsewhere})
+    responses.get(elsewhere, **page(1, "a"))
+    with pytest.raises(ApiError) as caught:
+        make_client().list_instances()
+    assert caught.value.status == 302
+    assert [c.request.url.split("?")[0] for c in responses.calls] == [URL]

@@ -328,13 +328,13 @@ def test_a_retry_after_holds_for_every_call():
     )
     times: list[float] = []
     responses.calls.reset()
-    original = c.session.get
+    original = c._prepare  # every request is prepared once, just before it is sent
 
     def timed(*args, **kwargs):
         times.append(clock[0])
         return original(*args, **kwargs)
 
-    c.session.get = timed  # type: ignore[method-assign]
+    c._prepare = timed  # type: ignore[method-assign]
     c.list_instances()
     # The flavors call was throttled three times (waiting twice, then given up on): the
     # list call that follows it waits for the last Retry-After too.
