@@ -187,7 +187,7 @@ _INSTANCE = TypeAdapter(InstanceRecord)
 
 def parse_page(body: bytes, memo: RecordMemo | None = None) -> Page:
     """One `demanager/instances` list response."""
-    page, instances, invalid = parse_records(
+    page, instances, invalid, _ = parse_records(
         body, _Envelope, "instances", _INSTANCE, InstanceRecord.to_instance, memo
     )
     return Page(read_count(page.total_count), instances, invalid)

@@ -103,7 +103,9 @@ _FLAVOR = TypeAdapter(NotebookFlavor)
 
 def parse_flavors_page(body: bytes) -> tuple[list[Flavor], int]:
     """The flavors listing: the readable flavors, and how many records were skipped."""
-    _, flavors, invalid = parse_records(body, _Envelope, "data", _FLAVOR, lambda r: r.to_flavor())
+    _, flavors, invalid, _ = parse_records(
+        body, _Envelope, "data", _FLAVOR, lambda r: r.to_flavor()
+    )
     return flavors, invalid
 
 

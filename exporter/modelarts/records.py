@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -107,10 +107,11 @@ class Page:
     instances: list[Instance]
     invalid: int  # records skipped because they could not be read
     pages: int | None = None  # the newer API says how many pages there are
+    left_out: int = 0  # records of notebooks that another list had
 
     @property
     def records(self) -> int:
-        return len(self.instances) + self.invalid
+        return len(self.instances) + self.invalid + self.left_out
 
     def page_count(self, size: int) -> int:
         """How many pages of `size` the listing has, as this page tells."""
@@ -154,6 +155,15 @@ class RecordMemo:
     def keep(self, key: bytes, item: Any) -> None:
         self._now[key] = item
 
+    def finish(self) -> None:
+        """The listing is complete: what only earlier listings had is let go."""
+        self._last = {}
+
+
+class AlreadyListed(str):
+    """What the memo keeps of a record skipped because another list had its notebook: its
+    key, not the record read (a notebook is read once, from the list that tells most)."""
+
 
 def parse_records(
     body: bytes,
@@ -162,13 +172,17 @@ def parse_records(
     record: TypeAdapter[Any],
     convert: Callable[[Any], T],
     memo: RecordMemo | None = None,
-) -> tuple[E, list[T], int]:
+    listed: Container[str] = (),
+    key: Callable[[bytes], str | None] = lambda data: None,
+) -> tuple[E, list[T], int, int]:
     """Parse a list response; skip and count the records that cannot be read.
 
     The envelope is split into each record's own bytes without reading them (msgspec);
     each record is then read on its own (pydantic), unless `memo` knows its bytes, so one
-    bad record never costs the others. Returns the envelope, the readable records
-    converted, and how many were skipped.
+    bad record never costs the others. A record whose `key` (read from its bytes alone,
+    cheaply) is in `listed` is left out unread; the memo remembers that, not the record.
+    Returns the envelope, the readable records converted and not left out, how many could
+    not be read and how many were left out.
     """
     try:
         page = msgspec.json.decode(body, type=envelope)
@@ -178,19 +192,26 @@ def parse_records(
     except (msgspec.ValidationError, RecursionError) as err:
         raise MalformedResponse(_short_reason(err)) from None
     kept: list[T] = []
-    invalid = 0
+    invalid = left_out = 0
     for data in records:
-        key = hashlib.blake2b(data, digest_size=16).digest()
-        item = memo.get(key) if memo is not None else None
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        item = memo.get(digest) if memo is not None else None
+        if isinstance(item, AlreadyListed) and item not in listed:
+            item = None  # the other list no longer has it: this record is read after all
+        if item is None and listed and (known := key(data)) in listed:
+            item = AlreadyListed(known)
         if item is None:
             item = _read(bytes(data), record, convert)
             if item is None:
                 invalid += 1
                 continue
         if memo is not None:
-            memo.keep(key, item)
-        kept.append(item)
-    return page, kept, invalid
+            memo.keep(digest, item)
+        if isinstance(item, AlreadyListed):
+            left_out += 1
+        else:
+            kept.append(item)
+    return page, kept, invalid, left_out
 
 
 def _lenient(body: bytes, envelope: type[E], field: str) -> tuple[E, list[bytes]]:

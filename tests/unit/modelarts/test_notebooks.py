@@ -20,7 +20,7 @@ from exporter.modelarts.auth.aksk import AkSkProvider
 from exporter.modelarts.client import ListQuery, ModelArtsClient
 from exporter.modelarts.errors import ApiError
 from exporter.modelarts.flavors import Flavor, flavor_type, parse_flavors_page
-from exporter.modelarts.notebooks import parse_notebooks_page
+from exporter.modelarts.notebooks import Notebook, parse_notebooks_page
 from exporter.modelarts.statuses import KNOWN_STATUSES, NOTEBOOKS_ONLY_STATUSES
 from tests.support.tools import fixture_bytes
 
@@ -288,6 +288,41 @@ def test_both_apis_count_each_notebook_once_keeping_the_historical_record():
     by_id = {i.id: i for i in client("auto").list_instances().instances}
     assert sorted(by_id) == ["DE-x", "DE-y", "z"]
     assert by_id["DE-x"].status == "START_QUEUING"  # the older API's record, with its queue
+
+
+@responses.activate
+def test_the_newer_lists_records_of_historical_notebooks_are_left_out_unread(monkeypatch):
+    """Both lists have the fleet: the newer one's records of the historical notebooks are
+    neither read nor kept, and paging goes on past pages made only of them."""
+    historical = [{"id": f"DE-n{i}", "status": "RUNNING"} for i in range(60)]
+    responses.get(HISTORICAL, json={"total_count": 60, "instances": historical})
+    responses.get(FLAVORS, json={"data": []})
+    serve(ALL, {"NOTEBOOK": [f"n{i}" for i in range(60)] + ["only-newer"]})
+    read: list[str] = []
+    original = Notebook.to_instance
+    monkeypatch.setattr(
+        Notebook, "to_instance", lambda self, f=None: read.append(self.id) or original(self, f)
+    )
+    c = client("auto")
+    listing = c.list_instances()
+    assert len(listing.instances) == 61 and "only-newer" in {i.id for i in listing.instances}
+    assert read == ["only-newer"]
+    assert sum(c.request.url.startswith(ALL) for c in responses.calls) == 3  # 50 + 11, DEFAULT
+
+
+@responses.activate
+def test_a_record_left_out_is_read_once_the_historical_list_no_longer_has_it():
+    lists = [
+        [{"id": "DE-a", "status": "RUNNING"}, {"id": "DE-b", "status": "RUNNING"}],
+        [{"id": "DE-a", "status": "RUNNING"}],  # b dropped out of the historical list
+    ]
+    for instances in lists:
+        responses.get(HISTORICAL, json={"total_count": len(instances), "instances": instances})
+    responses.get(FLAVORS, json={"data": []})
+    serve(ALL, {"NOTEBOOK": ["a", "b"]})
+    c = client("auto")
+    assert sorted(i.id for i in c.list_instances().instances) == ["DE-a", "DE-b"]
+    assert sorted(i.id for i in c.list_instances().instances) == ["DE-a", "b"]
 
 
 @responses.activate
