@@ -1,7 +1,8 @@
 """HTTP endpoints, on the bounded server of `connections.py`.
 
 `/metrics` (or the configured path) serves the renderer's bytes in the negotiated format,
-gzip-compressed when asked, with the HTTP server's own counters; `/` is a landing page;
+gzip-compressed when asked, with the HTTP server's own counters, and tells the renderer
+which host asked, whose next scrape it prepares ahead (`render.py`); `/` is a landing page;
 `/-/healthy` answers while the process lives; `/-/ready` once there is data fresh enough
 to serve; `POST /-/reload` re-reads the targets file when the lifecycle API is enabled
 (`--web.enable-lifecycle`, as in Prometheus).
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from exporter import __version__
+from exporter.exposition.ahead import Ahead
 from exporter.exposition.formats import negotiate
 from exporter.exposition.render import Body, Renderer
 from exporter.http.connection_stats import ConnectionStats
@@ -48,7 +50,10 @@ class MetricsApp:
         self.lifecycle = lifecycle  # POST /-/reload accepted
         self.connections = ConnectionStats()  # the server's counters, served with the metrics
         self.landing = _landing_page(telemetry_path, description)
-        self.renderer = Renderer(targets.statuses)
+        # Each scraper's next scrape is predicted, its parts made ahead (render.py): one
+        # scheduler for /metrics and every /probe target.
+        self.ahead = Ahead()
+        self.renderer = Renderer(targets.statuses, peek=targets.peek, ahead=self.ahead)
         self._probes: dict[str, Renderer] = {}  # one per target, for /probe?target=NAME
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -81,7 +86,11 @@ class MetricsApp:
             return _plain(start_response, "404 Not Found", f"Unknown target {name!r}.\n".encode())
         renderer = self._probes.get(name)
         if renderer is None:
-            renderer = self._probes[name] = Renderer(lambda: self.targets.statuses([name]))
+            renderer = self._probes[name] = Renderer(
+                lambda: self.targets.statuses([name]),
+                peek=lambda: self.targets.peek([name]),
+                ahead=self.ahead,
+            )
         return self._metrics(renderer, environ, start_response)
 
     def _reload(self, method: str, start_response: StartResponse) -> Iterable[bytes]:
@@ -107,11 +116,11 @@ class MetricsApp:
         self, renderer: Renderer, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         body = self._with_connections(renderer.render(negotiate(environ.get("HTTP_ACCEPT"))))
+        gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
         # The parts are sent as they are, cached bytes never copied.
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            members = renderer.gzip(body)
-            return _send(start_response, "200 OK", body.fmt.content_type, members, gzip=True)
-        return _send(start_response, "200 OK", body.fmt.content_type, body.chunks())
+        chunks = renderer.gzip(body) if gzip else body.chunks()
+        renderer.served(body, environ.get("REMOTE_ADDR", ""), gzip)  # its next one: ahead
+        return _send(start_response, "200 OK", body.fmt.content_type, chunks, gzip=gzip)
 
     def _with_connections(self, body: Body) -> Body:
         """The HTTP server's families added to the per-scrape part, before `# EOF`."""

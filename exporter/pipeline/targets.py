@@ -91,6 +91,12 @@ class TargetSet:
             return [t.cache.status() for t in chosen]
         return list(pool.map(lambda t: t.cache.status(), chosen))
 
+    def peek(self, names: Iterable[str] | None = None) -> list[TargetStatus]:
+        """Each target's status as it is, never refreshing (what is rendered ahead)."""
+        targets = self._targets
+        chosen = targets.values() if names is None else (targets[n] for n in names if n in targets)
+        return [t.cache.peek() for t in chosen]
+
     def ready(self) -> bool:
         """Some target has data fresh enough to serve; or there is no target at all (a
         shard the targets file gives none: nothing to wait for, the other shards serve)."""
