@@ -19,9 +19,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from bench.fetch import fetch_floor
 from bench.plan import FULL, PROMETHEUS, VARIANTS, Plan
 from bench.procs import Child, Children, cpu_seconds, memory_mb, scrape
 from bench.static_server import save
+from exporter.modelarts.client import FEATURES, ListQuery
 from exporter.simulator import Fleet, Simulator
 
 HOT_TTL = 3600.0
@@ -159,21 +161,38 @@ def new_second(exporter: Child, seconds: int) -> dict[str, dict[str, float]]:
     return {name: summary(latencies[name], cpu[name]) for name in VARIANTS}
 
 
-def cold(exporter: Child, sim: Simulator, plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
-    """Single scrapes (as Prometheus sends them) each after the cache expired."""
+def cold(
+    exporter: Child,
+    sim: Simulator,
+    plan: Plan,
+    log: Callable[[str], None],
+    *,
+    scrapes: int | None = None,
+    budget_s: float | None = None,
+    prepare: Callable[[], object] | None = None,
+    label: str = "cold scrape",
+) -> dict[str, Any]:
+    """Single scrapes (as Prometheus sends them) each after the cache expired; before each,
+    `prepare()` (changing the fleet), untimed."""
+    scrapes = plan.cold_scrapes if scrapes is None else scrapes
+    budget_s = plan.cold_budget_s if budget_s is None else budget_s
     samples: list[float] = []
     refreshes: list[float] = []
+    cpus: list[float] = []
     extra_listings = failed = 0
-    cpu = 0.0
+    flavor_requests = sim.stats.flavor_requests
     spent = 0.0
-    for _ in range(plan.cold_scrapes):
-        if samples and spent + plan.cold_ttl_s + samples[-1] > plan.cold_budget_s:
+    for _ in range(scrapes):
+        if samples and spent + plan.cold_ttl_s + samples[-1] > budget_s:
             break
+        began = time.perf_counter()
+        if prepare is not None:
+            prepare()
         time.sleep(plan.cold_ttl_s + 0.2)  # past the TTL, counted from the last refresh's end
         listings = sim.stats.listings
         cpu_before = cpu_seconds(exporter.pid)
-        seconds, body = checked(scrape(exporter.port, PROMETHEUS), "exporter (cold)")
-        cpu += cpu_seconds(exporter.pid) - cpu_before
+        seconds, body = checked(scrape(exporter.port, PROMETHEUS), f"exporter ({label})")
+        cpus.append(cpu_seconds(exporter.pid) - cpu_before)
         extra_listings += sim.stats.listings - listings - 1
         samples.append(seconds)
         tail = dynamic_tail(body)
@@ -181,18 +200,73 @@ def cold(exporter: Child, sim: Simulator, plan: Plan, log: Callable[[str], None]
         if duration is not None:
             refreshes.append(duration)
         failed += sample(tail, b"modelarts_up{") != 1.0
-        spent += plan.cold_ttl_s + 0.2 + seconds
-        log(f"    cold scrape {seconds:.3f} s (of which listing {duration or 0:.3f} s)")
+        spent += time.perf_counter() - began
+        log(
+            f"    {label} {seconds:.3f} s (of which listing {duration or 0:.3f} s),"
+            f" exporter CPU {cpus[-1]:.2f} s"
+        )
     return {
         "n": len(samples),
         "samples_s": samples,
         "p50_s": statistics.median(samples),
         "max_s": max(samples),
         "listing_s": refreshes,
-        "cpu_s_per_scrape": cpu / len(samples),
+        "cpu_s": cpus,
+        "cpu_s_per_scrape": sum(cpus) / len(samples),
         "all_cold": extra_listings == 0,  # each sample made exactly one listing
         "failed_refreshes": failed,  # modelarts_up 0: the refresh failed (e.g. its budget)
+        # Flavors listings during these scrapes (kept for --flavor-cache-ttl, so usually
+        # none): the fetch floor leaves them out.
+        "flavor_requests": sim.stats.flavor_requests - flavor_requests,
     }
+
+
+def churn_and_warm(sim: Simulator, share: float) -> int:
+    """Change `share` of the fleet, then build the simulator's pages of the new fleet for
+    every listing the exporter reads (its own parameters: the page cache is keyed by the
+    filters), so that the simulator's JSON encoding is not billed to the exporter."""
+    changed = sim.fleet.churn(share)
+    query = ListQuery()
+    for _ in range(2):  # the page cache may clear itself while storing: again, all cached
+        sim.list_page(query.params(0, 1))
+        for feature in FEATURES:
+            sim.notebooks_page(query.notebooks_params(0, feature))
+    return changed
+
+
+def flag(args: tuple[str, ...], name: str, default: float) -> float:
+    """The value of `name` among exporter arguments (`--x=v` or `--x v`), else `default`."""
+    value: float = default
+    for index, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            value = float(arg.split("=", 1)[1])
+        elif arg == name and index + 1 < len(args):
+            value = float(args[index + 1])
+    return value
+
+
+def measure_fetch(
+    sim: Simulator, plan: Plan, exporter_args: tuple[str, ...], log: Callable[[str], None]
+) -> dict[str, Any]:
+    """The fetch floor (bench.fetch): the pages of one refresh, downloaded, no parsing."""
+    out = fetch_floor(
+        sim.url,
+        plan.fetch_repeats,
+        page_size=int(flag(exporter_args, "--page-size", 200)),
+        page_concurrency=int(flag(exporter_args, "--page-concurrency", 4)),
+    )
+    log(
+        f"    fetch floor {out['median_s']:.3f} s (median of {len(out['seconds'])}:"
+        f" {out['requests']} requests, {out['bytes'] / 1e6:.1f} MB)"
+    )
+    return out
+
+
+def minus_fetch(result: dict[str, Any], fetch_s: float) -> None:
+    """Each cold scrape minus the fetch floor: the exporter's own part of a refresh."""
+    result["minus_fetch_s"] = [s - fetch_s for s in result["samples_s"]]
+    result["minus_fetch_p50_s"] = result["p50_s"] - fetch_s
+    result["minus_fetch_max_s"] = result["max_s"] - fetch_s
 
 
 def concurrency(
@@ -377,7 +451,37 @@ def measure_size(
 
         cycling = children.exporter(sim.url, plan.cold_ttl_s, exporter_args)
         cycling.wait_for("/-/ready", plan.start_timeout_s)
-        result["cold"] = cold(cycling, sim, plan, log)
+        before = measure_fetch(sim, plan, exporter_args, log)
+        result["cold"] = cold(cycling, sim, plan, log)  # the fleet unchanged
+        changed: list[int] = []
+        result["churn"] = cold(
+            cycling,
+            sim,
+            plan,
+            log,
+            scrapes=plan.churn_scrapes,
+            budget_s=plan.churn_budget_s,
+            prepare=lambda: changed.append(churn_and_warm(sim, plan.churn_share)),
+            label=f"cold scrape, {plan.churn_share:.0%} changed,",
+        )
+        result["churn"].update(share=plan.churn_share, changed=changed)
+        after = measure_fetch(sim, plan, exporter_args, log)
+        fetch_s = statistics.median(before["seconds"] + after["seconds"])
+        result["fetch"] = {
+            "median_s": fetch_s,
+            "before_s": before["seconds"],
+            "after_s": after["seconds"],
+            "bytes": before["bytes"],
+            "requests": before["requests"],
+        }
+        minus_fetch(result["cold"], fetch_s)
+        minus_fetch(result["churn"], fetch_s)
+        log(
+            f"    cold - fetch: unchanged {result['cold']['minus_fetch_p50_s']:.3f} s,"
+            f" {plan.churn_share:.0%} changed {result['churn']['minus_fetch_p50_s']:.3f} s"
+            f" (median); CPU {result['cold']['cpu_s_per_scrape']:.2f} s /"
+            f" {result['churn']['cpu_s_per_scrape']:.2f} s a refresh"
+        )
         rss["refreshes"] = memory_mb(cycling.pid)  # refresh after refresh, one scraper
         result["concurrency"] = concurrency(cycling, sim, plan, log)
         rss["bursts"] = memory_mb(cycling.pid)  # VmHWM: also includes the refreshes

@@ -39,6 +39,23 @@ class Plan:
     naive_scrapes: int = 5
     naive_budget_s: float = 25.0
     start_timeout_s: float = 90.0
+    # The fetch floor (bench.fetch), before and after the cold scrapes, each a median of:
+    fetch_repeats: int = 3
+    # Cold scrapes each after a fresh change of this share of the notebooks (Fleet.churn).
+    churn_share: float = 0.05
+    churn_scrapes: int = 3
+    churn_budget_s: float = 45.0
+    # Many projects in one process (bench.many): once per run, not per size.
+    many_targets: int = 20
+    many_instances: int = 5_000
+    many_slow: int = 1  # of them, slowed: a refresh of many_slow_factor x --refresh-budget
+    many_slow_factor: float = 1.5
+    many_ttl_s: float = 5.0
+    many_interval_s: float = 3.0  # between two scrapes of /metrics; a probe in between
+    many_duration_s: float = 60.0
+    many_scrapes: int = 30
+    many_start_timeout_s: float = 180.0
+    many_sim_processes: int = 1
 
 
 FULL = Plan()
@@ -51,4 +68,8 @@ QUICK = Plan(
     concurrency_budget_s=8.0,
     naive_scrapes=2,
     naive_budget_s=8.0,
+    churn_scrapes=2,
+    churn_budget_s=15.0,
+    many_duration_s=30.0,
+    many_scrapes=15,
 )

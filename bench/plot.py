@@ -23,6 +23,12 @@ def plot(sizes: list[dict[str, Any]], path: Path) -> None:
     series = [
         ("naive exporter (every scrape)", [r["naive"]["p50_ms"] for r in sizes], "C3", "s-"),
         ("cold scrape (cache expired)", [r["cold"]["p50_s"] * 1000 for r in sizes], "C1", "^-"),
+        (
+            "fetch floor (the cold scrape's pages, downloaded)",
+            [r["fetch"]["median_s"] * 1000 for r in sizes],
+            "C1",
+            "^--",
+        ),
         ("hot, text", [r["hot"]["text"]["p50_ms"] for r in sizes], "C0", "o-"),
         (
             "hot, OpenMetrics+gzip",

@@ -145,15 +145,21 @@ class Children:
             self._children.remove(child)
 
     def start(
-        self, name: str, args: list[str], port: int, env: dict[str, str] | None = None
+        self,
+        name: str,
+        args: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        stdin: int = subprocess.DEVNULL,
     ) -> Child:
+        """`python ARGS`, its output to a log file; `stdin=subprocess.PIPE` to talk to it."""
         log = self.tmp / f"{name}-{port}.log"
         with open(log, "wb") as log_file:
             process = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=self.tmp,  # not ROOT: `-m` would put it before PYTHONPATH
                 env=child_env(env),
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -167,6 +173,16 @@ class Children:
         args += ["--web.listen-address", f"127.0.0.1:{port}", "--cache-ttl", f"{cache_ttl:g}"]
         args += ["--log.level", "warning", *extra]
         env = {"HUAWEICLOUD_SDK_AK": DEMO_AK, "HUAWEICLOUD_SDK_SK": DEMO_SK}
+        return self.start("exporter", args, port, env)
+
+    def exporter_with_file(
+        self, config: Path, cache_ttl: float, env: dict[str, str], extra: tuple[str, ...] = ()
+    ) -> Child:
+        """The exporter on the targets of a targets file (`--config.file`)."""
+        port = free_port()
+        args = ["-m", "exporter", "--config.file", str(config)]
+        args += ["--web.listen-address", f"127.0.0.1:{port}", "--cache-ttl", f"{cache_ttl:g}"]
+        args += ["--log.level", "warning", *extra]
         return self.start("exporter", args, port, env)
 
     def naive(self, sim_url: str) -> Child:

@@ -1,8 +1,9 @@
 """The benchmark: the exporter against the limit, a naive exporter and itself, by fleet size.
 
-    python -m bench                    # 1k, 10k and 50k instances, ~3-4 minutes on 2 cores
-    python -m bench --quick            # 1k instances, fewer scrapes, ~15 seconds
+    python -m bench                    # 1k, 10k and 50k instances, then 20 x 5k: 6-7 minutes
+    python -m bench --quick            # 1k instances, fewer scrapes, no 20 x 5k: ~20 seconds
     python -m bench --sizes 1000,5000  # any sizes
+    python -m bench --many-only        # only 20 targets of 5k in one exporter: ~2 minutes
 
 For each size, one simulated fleet (`exporter.simulator`, standing still so that its pages
 are cached) and, one after the other, as separate processes on 127.0.0.1:
@@ -13,16 +14,23 @@ are cached) and, one after the other, as separate processes on 127.0.0.1:
 - the limit: the same bytes, fetched once from the exporter, served by a static WSGI app
   on the same prometheus_client server, scraped in turn with the exporter;
 - the exporter with a 1 s `--cache-ttl`: cold scrapes (fetch, parse, render after the
-  cache expired), then bursts of 50 scrapers counting upstream listings per TTL window;
+  cache expired) with the fleet unchanged, then each after 5 % of it changed, between
+  two runs of the fetch floor (`bench.fetch`: the same pages downloaded, nothing parsed);
+  then bursts of 50 scrapers counting upstream listings per TTL window;
 - `bench/naive_exporter.py`, which refetches everything on every scrape.
 
-It prints the tables, the ratios and the targets, and writes `bench/results.json`,
-`docs/performance.png` and the results block of `docs/performance.md`.
+Then, once (`--many`, not with `--quick` unless asked), 20 projects of 5,000 notebooks in
+one exporter, one of them slower to list than the refresh budget (`bench.many`).
+
+It prints the tables, the ratios and the targets (issue #17, "Scale"), and writes
+`bench/results.json`, `docs/performance.png` and the results block of
+`docs/performance.md`.
 
 The parts: `bench.plan` (the variants, how much to measure), `bench.measure` (the
-measurements at one size), `bench.report` (tables, targets, the Markdown block),
-`bench.plot` (the figure), `bench.procs` (child processes, the scrape client, /proc);
-this module is the command line.
+measurements at one size), `bench.fetch` (the fetch floor), `bench.many` and
+`bench.simulators` (many targets in one process), `bench.report` (tables, targets, the
+Markdown block), `bench.plot` (the figure), `bench.procs` (child processes, the scrape
+client, /proc); this module is the command line.
 """
 
 from __future__ import annotations
@@ -41,17 +49,17 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+from bench.many import run_many
 from bench.measure import measure_size
 from bench.plan import FULL, QUICK
 from bench.plot import plot
 from bench.procs import ROOT, machine
-from bench.report import growth, table, targets, update_doc
+from bench.report import SIZES, growth, many_table, table, targets, update_doc
 from exporter import __version__
 
 RESULTS = ROOT / "bench" / "results.json"
 PLOT = ROOT / "docs" / "performance.png"
 DOC = ROOT / "docs" / "performance.md"
-SIZES = (1_000, 10_000, 50_000)
 
 
 def _git(*args: str) -> str:
@@ -81,19 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json",
         type=Path,
-        help=f"results file (default {RESULTS.relative_to(ROOT)}; none with --quick"
-        " or --exporter-arg)",
+        help=f"results file (default {RESULTS.relative_to(ROOT)}; none with --quick,"
+        " --many-only or --exporter-arg)",
     )
     parser.add_argument(
         "--plot",
         type=Path,
-        help=f"plot file (default {PLOT.relative_to(ROOT)}; none with --quick or --exporter-arg)",
+        help=f"plot file (default {PLOT.relative_to(ROOT)}; none with --quick, --many-only"
+        " or --exporter-arg)",
     )
     parser.add_argument(
         "--doc",
         type=Path,
         help=f"Markdown file whose bench block to update (default {DOC.relative_to(ROOT)};"
-        " none with --quick or --exporter-arg)",
+        " none with --quick, --many-only or --exporter-arg)",
     )
     parser.add_argument(
         "--exporter-arg",
@@ -102,16 +111,39 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ARG",
         help="extra argument for the exporter, e.g. --exporter-arg=--no-metrics.per-instance",
     )
+    parser.add_argument(
+        "--many",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run 20 targets of 5,000 notebooks in one exporter, one of them slow"
+        " (default: yes, but not with --quick)",
+    )
+    parser.add_argument(
+        "--many-only",
+        action="store_true",
+        help="only the 20 targets of 5,000 notebooks (writes no file unless asked)",
+    )
+    parser.add_argument(
+        "--many-ttl",
+        type=float,
+        help=f"--cache-ttl of the many-targets exporter (default {FULL.many_ttl_s:g} s)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.many_ttl:
+        plan = replace(plan, many_ttl_s=args.many_ttl)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
     sizes = sizes or ([1_000] if args.quick else list(SIZES))
-    official = not (args.quick or args.exporter_arg)  # what the repository's files show
+    many = args.many_only or (args.many if args.many is not None else not args.quick)
+    if args.many_only:
+        sizes = []
+    official = not (args.quick or args.exporter_arg or args.many_only)  # the repository's files
     json_path = args.json or (RESULTS if official else None)
     plot_path = args.plot or (PLOT if official else None)
     doc_path = args.doc or (DOC if official else None)
 
     started = time.perf_counter()
+    load_before = os.getloadavg()  # what else ran on the machine (1, 5, 15 minutes)
     code = _code()  # before the run: the files may change while it goes on
     results = []
     for n in sizes:
@@ -125,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 exporter_args=tuple(args.exporter_arg),
             )
         )
-    report = {
+    many_result = None
+    if many:
+        print(f"{plan.many_targets} targets of {plan.many_instances:,} instances", flush=True)
+        many_result = run_many(
+            plan, args.seed, lambda s: print(s, flush=True), tuple(args.exporter_arg)
+        )
+    report: dict[str, Any] = {
         "meta": {
             "exporter_version": __version__,
             **code,
@@ -135,27 +173,38 @@ def main(argv: list[str] | None = None) -> int:
             "plan": asdict(replace(plan)),
             "exporter_args": args.exporter_arg,
             "seconds": time.perf_counter() - started,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
         },
         "sizes": results,
         "growth": growth(results),
-        "targets": targets(results),
+        "many": many_result,
+        "targets": targets(results, many_result),
     }
     print()
-    print(table(results))
-    print()
+    if results:
+        print(table(results))
+        print()
+    if many_result:
+        print("\n".join(many_table(many_result)))
+        print()
     for t in report["targets"]:
-        print(f"  [{t['status']:>12}] {t['target']}: {t.get('value', '')}")
-    print(f"\n{report['meta']['seconds']:.0f} s in all")
+        value = f": {t['value']}" if "value" in t else ""
+        print(f"  [{t['status']:>12}] {t['target']}{value}")
+    print(
+        f"\n{report['meta']['seconds']:.0f} s in all; load average before"
+        f" {load_before[0]:.2f}, after {report['meta']['loadavg_after'][0]:.2f}"
+    )
     if json_path:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {json_path}")
-    if plot_path:
+    if plot_path and results:
         try:
             plot(results, plot_path)
             print(f"wrote {plot_path}")
         except ImportError:
             print("no plot: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
-    if doc_path and update_doc(doc_path, report):
+    if doc_path and results and update_doc(doc_path, report):
         print(f"updated {doc_path}")
     return 0
 

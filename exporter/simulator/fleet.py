@@ -159,6 +159,28 @@ class Fleet:
         with self._lock:
             return [notebook_record(nb) for nb in (*self.notebooks, *self.newer_only)]
 
+    def churn(self, share: float, now: float | None = None) -> int:
+        """Change `share` of the notebooks at once, whether the fleet evolves or not: the
+        benchmark's "5% changed" refresh. Non-exhibit notebooks RUNNING or STOPPED flip to
+        the other status (their update time becomes `now`), chosen by the seed and the
+        version, so the same fleet churns the same way; how many changed (fewer than asked
+        if there are not so many such notebooks)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            candidates = [
+                nb
+                for nb in self.notebooks
+                if not nb.exhibit and nb.status in ("RUNNING", "STOPPED")
+            ]
+            wanted = min(round(share * len(self.notebooks)), len(candidates))
+            if wanted <= 0:
+                return 0
+            chosen = random.Random(f"{self.seed}/churn/{self.version}").sample(candidates, wanted)
+            for nb in chosen:
+                self._move(nb, "STOPPED" if nb.status == "RUNNING" else "RUNNING", now)
+            self.version += 1
+            return wanted
+
     def _step(self, now: float) -> None:
         rng = self._rng
         for nb in self.newer_only:
