@@ -11,15 +11,22 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) leaves the root out
     sys.path.insert(0, str(ROOT))
 
+from pydantic import SecretStr  # noqa: E402
+
+from bench.fetch import Downloader  # noqa: E402
 from bench.many import run_many  # noqa: E402
 from bench.measure import measure_size  # noqa: E402
 from bench.plan import VARIANTS, Plan  # noqa: E402
 from bench.report import growth, many_markdown, many_table, table, targets  # noqa: E402
+from exporter.modelarts.auth.aksk import AkSkProvider  # noqa: E402
+from exporter.modelarts.client import ModelArtsClient  # noqa: E402
+from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK, Fleet, Simulator  # noqa: E402
 
 TINY = Plan(
     hot_scrapes=5,
@@ -132,6 +139,33 @@ def test_the_benchmark_runs_many_targets_in_one_process() -> None:
     statuses = {t["target"].split(" ")[0]: t["status"] for t in targets([], many)}
     assert statuses["3x200"] in ("met", "NOT MET")
     assert set(children_of(os.getpid())) <= before
+
+
+def test_the_fetch_floor_reads_exactly_the_pages_a_refresh_reads() -> None:
+    """The same requests, parameters included, as the exporter's client in one refresh."""
+    with Simulator(Fleet(size=1000, seed=7, evolve=False)) as sim:
+        asked: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+        pages = sim.pages
+        for api in ("demanager", "notebooks", "flavors"):  # each call's parameters noted
+
+            def recorded(params: dict[str, str], *args: Any, api: str = api, **kw: Any) -> Any:
+                asked.append((api, tuple(sorted(params.items()))))
+                return getattr(type(pages), api)(pages, params, *args, **kw)
+
+            setattr(pages, api, recorded)
+        provider = AkSkProvider(SecretStr(DEMO_AK), SecretStr(DEMO_SK), project_id=DEMO_PROJECT_ID)
+        client = ModelArtsClient(sim.url, DEMO_PROJECT_ID, provider)
+        client.list_instances()  # the first refresh lists the flavors too
+        asked.clear()
+        client.list_instances()
+        client.close()
+        by_the_exporter = sorted(asked)
+        asked.clear()
+        downloader = Downloader(sim.url)
+        downloader.once()
+        downloader.close()
+    assert sorted(asked) == by_the_exporter
+    assert downloader.requests == len(by_the_exporter) == 28 and sim.stats.rejected == 0
 
 
 # -- the targets, on made-up results ---------------------------------------------------
