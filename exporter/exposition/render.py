@@ -36,26 +36,19 @@ import math
 import threading
 import time
 import weakref
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.exposition.ahead import Ahead
 from exporter.exposition.formats import Format, format_value, series_prefix
+from exporter.exposition.members import Members, gzip_member
 from exporter.exposition.metrics import PER_SCRAPE, PER_SECOND, PER_SNAPSHOT
 from exporter.exposition.process import process_lines
 from exporter.exposition.snapshot import Snapshot
 from exporter.exposition.status import TargetStatus
 
-_GZIP_LEVEL = 6
 _SECONDS = 4  # countdown parts kept per format: the current second's and those made ahead
-
-
-def gzip_member(data: bytes | Sequence[bytes], level: int = _GZIP_LEVEL) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: with a gzip header
-    chunks = [data] if isinstance(data, bytes) else data
-    return b"".join([*(compressor.compress(c) for c in chunks), compressor.flush()])
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,7 @@ class _Slot:
         self.value: Any = b""
         self.gzipped: bytes | None = None
         self.compressing = threading.Lock()
+        self.members = Members()  # the static part's: kept from one set of snapshots to the next
 
     def get(self, key: object, make: Callable[[], Any]) -> _Slot:
         if self.key != key:
@@ -186,7 +180,7 @@ class Renderer:
         with self._lock:
             countdowns = self._countdowns[name].seconds.get(body.second)
         return [
-            body.static_gzip or self._compress(self._static[name], body.static),
+            body.static_gzip or self._compress_static(self._static[name], body.static, body.fmt),
             body.countdowns_gzip
             or (
                 self._compress(countdowns, body.countdowns, 1)
@@ -225,7 +219,7 @@ class Renderer:
             parts = self._countdowns.setdefault(fmt.name, _Countdowns())
             countdowns = parts.get(snapshots, second)
         if gzip:  # a new set of snapshots, compressed before the scrape that needs it
-            self._compress(static, static.value)
+            self._compress_static(static, static.value, fmt)
         if countdowns is None:
             section = _countdown_section(snapshots, fmt, second)
             with self._lock:
@@ -233,16 +227,30 @@ class Renderer:
         if gzip:
             self._compress(countdowns, countdowns.value, 1)
 
-    def _compress(self, slot: _Slot, part: Any, level: int = _GZIP_LEVEL) -> bytes:
-        # The static part is compressed once per snapshot: worth the best ratio. The
-        # countdowns are compressed every second: the fastest level, a third of the time.
-        # Once per part, however many scrapes ask at the same moment (a burst after a
-        # refresh would otherwise compress the whole static part once per scrape).
+    def _compress(self, slot: _Slot, part: Any, level: int) -> bytes:
+        # The countdowns are compressed every second: the fastest level, a third of the
+        # time of the static part's.
+        return self._once(slot, part, lambda _: gzip_member(part, level))
+
+    def _compress_static(self, slot: _Slot, part: Any, fmt: Format) -> bytes:
+        # Once per set of snapshots: worth the best ratio, and block by block, so that
+        # what did not change since the last set is not compressed again (members.py).
+        return self._once(
+            slot, part, lambda snapshots: slot.members.compress(_static_blocks(snapshots, fmt))
+        )
+
+    def _once(self, slot: _Slot, part: Any, compress: Callable[[Any], bytes]) -> bytes:
+        """`part` compressed once, however many scrapes ask at the same moment (a burst
+        after a refresh would otherwise compress the whole static part once per scrape);
+        `compress` is given the slot's key."""
         with slot.compressing:
             with self._lock:
                 if slot.value is part and slot.gzipped is not None:
                     return slot.gzipped
-            compressed = gzip_member(part, level)
+                key = slot.key if slot.value is part else None
+            if key is None:  # let go meanwhile: compressed for this scrape alone
+                return gzip_member(part)
+            compressed = compress(key)
             with self._lock:
                 if slot.value is part:  # still the current one: keep it for the next scrape
                     slot.gzipped = compressed
@@ -267,6 +275,15 @@ def _static_section(snapshots: tuple[Snapshot, ...], fmt: Format) -> tuple[bytes
         parts.append(metric.header(fmt))
         parts.extend(snapshot.static_lines[metric.name] for snapshot in snapshots)
     return tuple(parts)
+
+
+def _static_blocks(snapshots: tuple[Snapshot, ...], fmt: Format) -> Iterator[bytes | memoryview]:
+    """The bytes of `_static_section`, in blocks that end at the same notebooks from one
+    set of snapshots to the next (`Snapshot.blocks`)."""
+    for metric in PER_SNAPSHOT:
+        yield metric.header(fmt)
+        for snapshot in snapshots:
+            yield from snapshot.blocks(metric.name)
 
 
 def _countdown_section(snapshots: tuple[Snapshot, ...], fmt: Format, second: int) -> bytes:

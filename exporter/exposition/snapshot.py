@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
@@ -61,6 +61,12 @@ class Countdown:
         return self.template % tuple(self.values(second))
 
 
+# Notebooks per block of `Snapshot.blocks`, on average: a block's member is ~10 kB to
+# ~200 kB compressed, large enough to compress well, small enough that a change costs
+# one block.
+BLOCK = 128
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     project_id: str
@@ -77,6 +83,8 @@ class Snapshot:
     # the order of `instances`.
     lengths: dict[str, array[int]] = field(init=False, repr=False)
     countdowns: dict[str, Countdown] = field(init=False, repr=False)
+    # Where `blocks` cuts: after the notebooks whose id hashes to 0 modulo BLOCK.
+    block_ends: list[int] = field(init=False, repr=False)
 
     def __post_init__(self, previous: Snapshot | None) -> None:
         if previous is not None and (previous.project_id, previous.options) != (
@@ -104,6 +112,20 @@ class Snapshot:
         object.__setattr__(self, "static_lines", static)
         object.__setattr__(self, "lengths", lengths)
         object.__setattr__(self, "countdowns", countdowns)
+        ends = [n + 1 for n, i in enumerate(self.instances) if hash(i.id) % BLOCK == 0]
+        object.__setattr__(self, "block_ends", ends)
+
+    def blocks(self, name: str) -> list[memoryview]:
+        """A metric's lines in blocks that end at the same notebooks whatever else
+        changed, about BLOCK notebooks each (for `members.Members`); a metric that is not
+        per notebook in one block."""
+        lines = memoryview(self.static_lines[name])
+        lengths = self.lengths.get(name)
+        if lengths is None:
+            return [lines]
+        starts = list(accumulate(lengths, initial=0))
+        cuts = [0, *(starts[end] for end in self.block_ends), len(lines)]
+        return [lines[a:b] for a, b in pairwise(cuts) if b > a]
 
     def exports(self, metric: Metric) -> bool:
         if metric.per_user and not self.options.per_user:
