@@ -105,7 +105,8 @@ def targets(
     )
     add(
         f"{label}: the slow target does not delay the others: their data age"
-        " <= TTL + interval + their refresh + 1 s, always up [max age, limit s; up]",
+        " <= TTL + interval + their refresh (x2 with --refresh.background) + 1 s, always up"
+        " [max age, limit s; up]",
         many,
         lambda m: (
             round(m["fast"]["max_age_s"], 1),
