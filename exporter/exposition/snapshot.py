@@ -24,7 +24,6 @@ from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
 from exporter.exposition.formats import format_value, series_prefix
 from exporter.exposition.kinds import (
-    Anchor,
     CountdownMetric,
     InstanceMetric,
     Line,
@@ -38,27 +37,35 @@ from exporter.modelarts.instance import Instance
 
 @dataclass(frozen=True)
 class Countdown:
-    """The notebooks of one countdown metric, their series prefixes and anchors."""
+    """The notebooks of one countdown metric: their lines, each with a `%d` for its value,
+    and their anchors `a + b·second`, in arrays (a fleet's worth of tuples and strings
+    would be several times the memory)."""
 
-    ids: tuple[str, ...]
-    prefixes: tuple[str, ...]
-    anchors: tuple[Anchor, ...]
-    template: bytes = field(init=False, repr=False)  # every line, its value a %d
-
-    def __post_init__(self) -> None:
-        lines = "".join(p.replace("%", "%%") + "%d\n" for p in self.prefixes)
-        object.__setattr__(self, "template", lines.encode("utf-8"))
+    ids: tuple[str, ...] = ()
+    template: bytes = b""  # every line, its value a %d
+    line_lengths: array[int] = field(default_factory=lambda: array("I"))
+    a: array[float] = field(default_factory=lambda: array("d"))
+    b: array[float] = field(default_factory=lambda: array("d"))
 
     def values(self, second: int) -> list[int]:
         """The one countdown formula: `a + b·second` in whole seconds, never negative.
         Whole seconds: the value is the same for every scrape within a second, so one
         rendering serves them all."""
-        values = [int(a + b * second) for a, b in self.anchors]
+        values = [int(a + b * second) for a, b in zip(self.a, self.b, strict=True)]
         return [v if v > 0 else 0 for v in values]
 
     def lines(self, second: int) -> bytes:
         # One C-level formatting of every line at once: this runs every new second.
         return self.template % tuple(self.values(second))
+
+    def line_of(self) -> dict[str, memoryview]:
+        """Each notebook's line in the template, by id."""
+        starts = accumulate(self.line_lengths, initial=0)
+        template = memoryview(self.template)
+        return {
+            id_: template[start : start + length]
+            for id_, start, length in zip(self.ids, starts, self.line_lengths, strict=False)
+        }
 
 
 # Notebooks per block of `Snapshot.blocks`, on average: a block's member is ~10 kB to
@@ -171,10 +178,10 @@ class Snapshot:
         lengths = array("I")
         old, old_lengths, starts = memoryview(b""), array("I"), [0]
         if previous is not None and metric.name in previous.lengths:
-            old, old_lengths = (
-                memoryview(previous.static_lines[metric.name]),
-                previous.lengths[metric.name],
-            )
+            old_lengths = previous.lengths[metric.name]
+            if runs == [(0, len(old_lengths), 0)]:  # not one notebook changed: shared
+                return previous.static_lines[metric.name], old_lengths
+            old = memoryview(previous.static_lines[metric.name])
             starts = list(accumulate(old_lengths, initial=0))
         for first, end, was in runs:
             if was is not None:
@@ -190,19 +197,24 @@ class Snapshot:
 
     def _countdown(self, metric: CountdownMetric, previous: Countdown | None) -> Countdown:
         if not self.exports(metric):
-            return Countdown((), (), ())
+            return Countdown()
         names = ("project_id", *metric.labels)
         found = metric.anchors(self.instances, self.fetched_at)
-        ids = tuple(id_ for id_, _ in found)
-        # A series prefix depends on the notebook's id alone: the last snapshot's are kept.
-        known = dict(zip(previous.ids, previous.prefixes, strict=True)) if previous else {}
+        # A line's text depends on the notebook's id alone: the last snapshot's are kept.
+        known = previous.line_of() if previous is not None else {}
+        lines: list[bytes | memoryview] = []
+        for id_, _ in found:
+            line: bytes | memoryview | None = known.get(id_)
+            if line is None:
+                prefix = series_prefix(metric.name, names, (self.project_id, id_))
+                line = (prefix.replace("%", "%%") + "%d\n").encode("utf-8")
+            lines.append(line)
         return Countdown(
-            ids,
-            tuple(
-                known.get(id_) or series_prefix(metric.name, names, (self.project_id, id_))
-                for id_ in ids
-            ),
-            tuple(anchor for _, anchor in found),
+            tuple(id_ for id_, _ in found),
+            b"".join(lines),
+            array("I", map(len, lines)),
+            array("d", (a for _, (a, _) in found)),
+            array("d", (b for _, (_, b) in found)),
         )
 
 

@@ -169,3 +169,17 @@ def test_any_reordering_removal_and_change_gives_the_same_bytes(seed):
         rng.shuffle(after)
     reused = Snapshot(PROJECT, tuple(after), T0 + 15, previous=first)
     assert render(reused) == render(Snapshot(PROJECT, tuple(after), T0 + 15))
+
+
+def test_a_metric_with_no_notebook_changed_shares_the_previous_bytes():
+    """An unchanged fleet costs no copy: the lines are the previous snapshot's object."""
+    before = tuple(fleet(30))
+    first = Snapshot(PROJECT, before, T0)
+    second = Snapshot(PROJECT, before, T0 + 30, previous=first)
+    per_instance = [m for m in PER_SNAPSHOT if isinstance(m, InstanceMetric)]
+    shared = [
+        m.name for m in per_instance if second.static_lines[m.name] is first.static_lines[m.name]
+    ]
+    clocked = [m.name for m in per_instance if m.clocked]
+    assert sorted(shared) == sorted(m.name for m in per_instance if m.name not in clocked)
+    assert render(second) == render(Snapshot(PROJECT, before, T0 + 30))
