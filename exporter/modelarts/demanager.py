@@ -185,9 +185,16 @@ class _Envelope(msgspec.Struct):
 _INSTANCE = TypeAdapter(InstanceRecord)
 
 
+def _ticking(instance: Instance) -> bool:
+    """Its stop or queue end known only from `remain_time` (no timestamp beside it)."""
+    return (instance.stop_timestamp is None and instance.stop_remaining is not None) or (
+        instance.queue_end is None and instance.queue_remaining is not None
+    )
+
+
 def parse_page(body: bytes, memo: RecordMemo | None = None) -> Page:
     """One `demanager/instances` list response."""
     page, instances, invalid, _ = parse_records(
-        body, _Envelope, "instances", _INSTANCE, InstanceRecord.to_instance, memo
+        body, _Envelope, "instances", _INSTANCE, InstanceRecord.to_instance, memo, ticking=_ticking
     )
     return Page(read_count(page.total_count), instances, invalid)

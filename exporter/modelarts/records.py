@@ -174,6 +174,7 @@ def parse_records(
     memo: RecordMemo | None = None,
     listed: Container[str] = (),
     key: Callable[[bytes], str | None] = lambda data: None,
+    ticking: Callable[[T], bool] = lambda item: False,
 ) -> tuple[E, list[T], int, int]:
     """Parse a list response; skip and count the records that cannot be read.
 
@@ -183,6 +184,11 @@ def parse_records(
     cheaply) is in `listed` is left out unread; the memo remembers that, not the record.
     Returns the envelope, the readable records converted and not left out, how many could
     not be read and how many were left out.
+
+    The API writes some values anew at every listing: `remain_time`, the seconds until a
+    time the record also gives (its stop or queue end). A memo knows a record by its bytes
+    without those values (`digest`), so a running notebook is not read again because a
+    second went by; one whose times come from `remain_time` alone (`ticking`) is.
     """
     try:
         page = msgspec.json.decode(body, type=envelope)
@@ -194,10 +200,12 @@ def parse_records(
     kept: list[T] = []
     invalid = left_out = 0
     for data in records:
-        digest = hashlib.blake2b(data, digest_size=16).digest()
+        digest = record_digest(data)
         item = memo.get(digest) if memo is not None else None
         if isinstance(item, AlreadyListed) and item not in listed:
             item = None  # the other list no longer has it: this record is read after all
+        elif item is not None and not isinstance(item, AlreadyListed) and ticking(item):
+            item = None  # it reads the values left out of the digest
         if item is None and listed and (known := key(data)) in listed:
             item = AlreadyListed(known)
         if item is None:
@@ -212,6 +220,29 @@ def parse_records(
         else:
             kept.append(item)
     return page, kept, invalid, left_out
+
+
+_TICKING = b'"remain_time"'
+_VALUE = re.compile(rb"\s*:\s*(?:-?[0-9][0-9.eE+-]*|null)")
+
+
+def record_digest(record: Any) -> bytes:
+    """A 128-bit BLAKE2b digest of a record's bytes, less the values of `remain_time`."""
+    data = bytes(record)
+    start = data.find(_TICKING)
+    if start < 0:  # most records: one pass, no copy of their parts
+        return hashlib.blake2b(data, digest_size=16).digest()
+    digest = hashlib.blake2b(digest_size=16)
+    view = memoryview(data)
+    done = 0
+    while start >= 0:
+        value = _VALUE.match(data, start + len(_TICKING))
+        if value is not None:  # a key followed by its value (not text inside a string)
+            digest.update(view[done : start + len(_TICKING)])
+            done = value.end()
+        start = data.find(_TICKING, start + len(_TICKING))
+    digest.update(view[done:])
+    return digest.digest()
 
 
 def _lenient(body: bytes, envelope: type[E], field: str) -> tuple[E, list[bytes]]:
