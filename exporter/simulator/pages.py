@@ -21,6 +21,7 @@ on the newer paths, so a client that relies on it learns it here rather than in 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,7 @@ class Pages:
         self.clock = clock
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], list[bytes]] = {}
+        self._encoded_at: dict[int, float] = {}  # id of a cached listing → when encoded
         self._flavors = [
             (f, json.dumps(flavor_record(f), separators=(",", ":")).encode()) for f in FLAVORS
         ]
@@ -80,6 +82,10 @@ class Pages:
             return _invalid("offset and limit must not be negative.")
         records = self._demanager_records(params)
         chosen = records[offset : offset + limit] if limit else records[offset:]
+        # The records were encoded when the fleet last changed; their clocks have moved on.
+        elapsed = int(self.clock() - self._encoded_at.get(id(records), self.clock()))
+        if elapsed > 0:
+            chosen = [_tick(record, elapsed) for record in chosen]
         body = b'{"total_count":%d,"instances":[%s]}' % (len(records), b",".join(chosen))
         return 200, body
 
@@ -216,8 +222,20 @@ class Pages:
         with self._lock:
             if len(self._cache) > 16:
                 self._cache.clear()
+                self._encoded_at.clear()
             self._cache[key] = encoded
+            self._encoded_at[id(encoded)] = self.clock()
         return encoded
+
+
+_REMAIN_TIME = re.compile(rb'"remain_time":(\d+)')
+
+
+def _tick(record: bytes, seconds: int) -> bytes:
+    """A historical record `seconds` later: its `remain_time`s (until the stop, until the
+    queue's end) are recomputed at every listing, as the API does, even while the fleet
+    stands still; they never go below 0."""
+    return _REMAIN_TIME.sub(lambda m: b'"remain_time":%d' % max(0, int(m[1]) - seconds), record)
 
 
 def _dig(record: dict[str, Any], path: tuple[str, ...]) -> Any:
