@@ -12,7 +12,7 @@ from contextlib import ExitStack
 
 from pydantic import SecretStr
 
-from exporter import __version__
+from exporter import __version__, allocator
 from exporter.build import build_info
 from exporter.config.command_line import build_parser, load_settings
 from exporter.config.fields import parse_listen_address
@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
+    log.debug("allocator settings applied: %s", allocator.tune() or "none")
     if targets is not None:
         targets = _my_shard(settings, targets)
         try:
