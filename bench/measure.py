@@ -449,7 +449,11 @@ def measure_size(
         rss = {"hot": memory_mb(hot.pid)}
         children.stop(hot)
 
-        cycling = children.exporter(sim.url, plan.cold_ttl_s, exporter_args)
+        # Scrapes that wait for their refresh: what a refresh costs, and single flight
+        # under a herd (by default only the first scrape waits; --exporter-arg overrides).
+        cycling = children.exporter(
+            sim.url, plan.cold_ttl_s, ("--no-refresh.background", *exporter_args)
+        )
         cycling.wait_for("/-/ready", plan.start_timeout_s)
         before = measure_fetch(sim, plan, exporter_args, log)
         result["cold"] = cold(cycling, sim, plan, log)  # the fleet unchanged

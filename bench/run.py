@@ -13,7 +13,8 @@ are cached) and, one after the other, as separate processes on 127.0.0.1:
   back to back and then each the first scrape of a new second;
 - the limit: the same bytes, fetched once from the exporter, served by a static WSGI app
   on the same prometheus_client server, scraped in turn with the exporter;
-- the exporter with a 1 s `--cache-ttl`: cold scrapes (fetch, parse, render after the
+- the exporter with a 1 s `--cache-ttl` and `--no-refresh.background` (each scrape
+  waits for its refresh): cold scrapes (fetch, parse, render after the
   cache expired) with the fleet unchanged, then each after 5 % of it changed, between
   two runs of the fetch floor (`bench.fetch`: the same pages downloaded, nothing parsed);
   then bursts of 50 scrapers counting upstream listings per TTL window;

@@ -318,8 +318,9 @@ class Settings(BaseSettings):
         8.0,
         "--refresh-budget",
         ENV_PREFIX + "REFRESH_BUDGET",
-        "seconds a scrape waits for a refresh (keep it under Prometheus's scrape timeout); "
-        "a longer refresh goes on in the background and is served when it lands",
+        "seconds a scrape waits for a refresh: the first scrape, or every one with "
+        "--no-refresh.background (keep it under Prometheus's scrape timeout); a longer "
+        "refresh goes on in the background and is served when it lands",
         gt=0,
     )
     refresh_timeout: float = setting(
@@ -330,11 +331,13 @@ class Settings(BaseSettings):
         gt=0,
     )
     refresh_background: bool = setting(
-        False,
+        True,
         "--refresh.background",
         ENV_PREFIX + "REFRESH_BACKGROUND",
-        "once there is data, a scrape after the TTL is answered at once and the refresh "
-        "runs in the background (stale-while-revalidate)",
+        "once there is data, a scrape after the TTL is answered at once and starts the "
+        "refresh in the background, whose outcome the next scrapes show "
+        "(stale-while-revalidate: data age stays under TTL plus the refresh's time); "
+        "--no-refresh.background: that scrape waits for it, up to --refresh-budget",
     )
     max_response_bytes: int = setting(
         64 * 1024 * 1024,

@@ -80,21 +80,36 @@ def test_twenty_concurrent_scrapes_on_a_cold_cache_list_once(metric_values):
         assert sim.stats.flavor_requests == 1
 
 
-def test_stale_data_is_served_while_the_api_fails(metric_values):
+@pytest.mark.parametrize("mode", ["--refresh.background", "--no-refresh.background"])
+def test_stale_data_is_served_while_the_api_fails(metric_values, mode):
+    """By default a scrape after the TTL is answered at once and starts the refresh, whose
+    outcome the next scrapes show; synchronously, the scrape that starts it shows it."""
     with (
         Simulator(Fleet(size=20, seed=5)) as sim,
-        exporter_process("--cache-ttl", "1", env=env_for(sim.url)) as exporter,
+        exporter_process("--cache-ttl", "1", mode, env=env_for(sim.url)) as exporter,
     ):
         sim.inject(Fault(status=500), times=None)
         time.sleep(1.2)
-        status, _, body = exporter.get()
-        m = metric_values(body.decode())
-        assert status == 200 and m("modelarts_up") == 0
+        m = until_up(exporter, metric_values, 0, first_scrape=mode != "--refresh.background")
         assert m.label_values("modelarts_notebook_instance_info", "id") == exported_ids(sim)
         assert m("modelarts_exporter_api_requests_total", code="500") >= 1
         sim.clear()
         time.sleep(1.2)
-        assert metric_values(exporter.get()[2].decode())("modelarts_up") == 1
+        until_up(exporter, metric_values, 1, first_scrape=mode != "--refresh.background")
+
+
+def until_up(exporter, metric_values, up: float, *, first_scrape: bool, within: float = 10):
+    """The metrics of the first scrape showing `modelarts_up` `up`; with `first_scrape`,
+    that must be the very next scrape."""
+    deadline = time.monotonic() + within
+    while True:
+        status, _, body = exporter.get()
+        m = metric_values(body.decode())
+        assert status == 200
+        if m("modelarts_up") == up:
+            return m
+        assert not first_scrape and time.monotonic() < deadline, f"modelarts_up stays {1 - up}"
+        time.sleep(0.1)
 
 
 def test_bad_credentials_show_as_down_and_the_secret_stays_out_of_the_logs(metric_values):

@@ -48,6 +48,10 @@ FLEET_SIZE = 60  # three pages: 25 + 25 + 10
 # The faulty pages below have the historical API's shape: the matrix reads that API alone
 # (the newer API's answers go through the same client code; test_notebooks.py covers them).
 EXPORTER_FLAGS = (
+    # Synchronous refreshes: the scrape that starts a refresh waits for it and shows what
+    # the fault did to it, so each row can say exactly that. By default the outcome shows
+    # one scrape later (stale-while-revalidate; tests/integration/test_e2e.py).
+    "--no-refresh.background",
     "--api",
     "demanager",
     "--cache-ttl",
