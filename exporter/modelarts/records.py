@@ -160,11 +160,6 @@ class RecordMemo:
         self._last = {}
 
 
-class AlreadyListed(str):
-    """What the memo keeps of a record skipped because another list had its notebook: its
-    key, not the record read (a notebook is read once, from the list that tells most)."""
-
-
 def parse_records(
     body: bytes,
     envelope: type[E],
@@ -181,7 +176,7 @@ def parse_records(
     The envelope is split into each record's own bytes without reading them (msgspec);
     each record is then read on its own (pydantic), unless `memo` knows its bytes, so one
     bad record never costs the others. A record whose `key` (read from its bytes alone,
-    cheaply) is in `listed` is left out unread; the memo remembers that, not the record.
+    cheaply) is in `listed` is left out unread.
     Returns the envelope, the readable records converted and not left out, how many could
     not be read and how many were left out.
 
@@ -200,14 +195,13 @@ def parse_records(
     kept: list[T] = []
     invalid = left_out = 0
     for data in records:
+        if listed and key(data) in listed:  # before any digest: the cheapest way out
+            left_out += 1
+            continue
         digest = record_digest(data)
         item = memo.get(digest) if memo is not None else None
-        if isinstance(item, AlreadyListed) and item not in listed:
-            item = None  # the other list no longer has it: this record is read after all
-        elif item is not None and not isinstance(item, AlreadyListed) and ticking(item):
+        if item is not None and ticking(item):
             item = None  # it reads the values left out of the digest
-        if item is None and listed and (known := key(data)) in listed:
-            item = AlreadyListed(known)
         if item is None:
             item = _read(bytes(data), record, convert)
             if item is None:
@@ -215,10 +209,7 @@ def parse_records(
                 continue
         if memo is not None:
             memo.keep(digest, item)
-        if isinstance(item, AlreadyListed):
-            left_out += 1
-        else:
-            kept.append(item)
+        kept.append(item)
     return page, kept, invalid, left_out
 
 
