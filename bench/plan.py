@@ -50,9 +50,11 @@ class Plan:
     many_instances: int = 5_000
     many_slow: int = 1  # of them, slowed: a refresh of many_slow_factor x --refresh-budget
     many_slow_factor: float = 1.5
-    many_ttl_s: float = 5.0
+    # The exporter's default TTL: at 5 s, 20 x 5k notebooks (~7-9 s of CPU a cycle) would
+    # keep a core refreshing without end, which no one should run.
+    many_ttl_s: float = 30.0
     many_interval_s: float = 3.0  # between two scrapes of /metrics; a probe in between
-    many_duration_s: float = 60.0
+    many_duration_s: float = 75.0  # two refresh cycles and more
     many_scrapes: int = 30
     many_start_timeout_s: float = 180.0
     many_sim_processes: int = 1
