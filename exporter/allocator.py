@@ -1,7 +1,7 @@
 """glibc's allocator told to give memory back: two arenas, large blocks always mapped.
 
 A refresh allocates and frees tens of megabytes at a time: pages of records, and the
-exposition of a fleet (75 MB at 50,000 notebooks). With glibc's defaults the resident size
+exposition of a fleet (80 MB at 50,000 notebooks). With glibc's defaults the resident size
 grows well past what is in use, for two reasons. First, each thread that allocates gets
 an arena of its own (up to eight per core), and what it frees stays there. Second, once
 a large block is freed, the size above which blocks are mapped (and unmapped when freed)

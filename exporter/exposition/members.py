@@ -3,7 +3,7 @@
 Gzip members may be concatenated (RFC 1952 §2.2), so the static part can be compressed as
 one member per block and a block whose bytes are those of a block compressed last time
 needs no compressing: its member is copied from the last result. Compressing the static
-part of 50,000 notebooks (60 MB) at level 6 takes about 0.6 s, most of what a refresh of
+part of 50,000 notebooks (80 MB) at level 6 takes about 0.6 s, most of what a refresh of
 an unchanged fleet costs besides the listing itself; hashing it takes a tenth of that.
 
 The blocks are cut at notebooks, not at byte offsets (`Snapshot.blocks`): a notebook that
