@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -285,26 +284,65 @@ class ModelArtsClient:
     def _paginate(self, fetch: Callable[[int], Page], size: int) -> list[Page]:
         """Pages 0, 1, ... of `size` records: the rest side by side once the first tells
         how many there are, then on while the last is full (notebooks created meanwhile)."""
-        pages = [fetch(0)]
-        if not size or pages[0].records < size:
-            return pages
-        known = min(pages[0].page_count(size), _MAX_PAGES)
-        number = 1
+        first = fetch(0)
+        if not size or first.records < size:
+            return [first]
+        known = min(first.page_count(size), _MAX_PAGES)
+        got = {0: first}
         if known > 1:
-            # In waves of `page_concurrency`, stopping at the first short page: the total
-            # is only the server's word, and a wrong one must not cost thousands of requests.
-            workers = min(self.page_concurrency, known - 1)
-            with ThreadPoolExecutor(workers, thread_name_prefix="list-page") as pool:
-                while number < known:
-                    wave = list(pool.map(fetch, range(number, min(number + workers, known))))
-                    pages += wave
-                    number += len(wave)
-                    if any(page.records < size for page in wave):
-                        break
+            got.update(self._side_by_side(fetch, size, range(1, known)))
+        pages = [got[n] for n in sorted(got)]
+        number = max(got) + 1
         while pages[-1].records >= size and number < _MAX_PAGES:
             pages.append(fetch(number))
             number += 1
         return pages
+
+    def _side_by_side(
+        self, fetch: Callable[[int], Page], size: int, numbers: range
+    ) -> dict[int, Page]:
+        """`numbers` fetched by `page_concurrency` workers, each taking the next number
+        when done with one (not a future per page: a refresh of 50,000 notebooks reads over
+        a thousand pages, and handing each back cost more CPU than reading it). They stop
+        at the first short page, as the total is only the server's word and a wrong one
+        must not cost thousands of requests, or at the first failure, which is raised."""
+        taking = threading.Lock()
+        upcoming = iter(numbers)
+        got: dict[int, Page] = {}
+        failures: list[BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            while not done.is_set():
+                with taking:
+                    number = next(upcoming, None)
+                if number is None:
+                    return
+                try:
+                    page = fetch(number)
+                except BaseException as err:  # raised below, in the refresh thread
+                    failures.append(err)
+                    done.set()
+                    return
+                got[number] = page
+                if page.records < size:
+                    done.set()
+
+        count = min(self.page_concurrency, len(numbers))
+        if count <= 1:
+            work()
+        else:
+            workers = [
+                threading.Thread(target=work, name=f"list-page-{n}", daemon=True)
+                for n in range(count)
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        if failures:
+            raise failures[0]
+        return got
 
     def _demanager_page(self, number: int, refresh: _Refresh) -> Page:
         params = self.query.params(number * self.page_size, self.page_size)

@@ -271,3 +271,36 @@ def test_a_redirect_is_an_error_not_followed_with_the_signature():
         make_client().list_instances()
     assert caught.value.status == 302
     assert [c.request.url.split("?")[0] for c in responses.calls] == [URL]
+
+
+def serve_by_offset(total: int, short_at: int, size: int = 2, failing_at: int | None = None):
+    """Pages of `size` by offset: full before page `short_at`, one record on it, none
+    after; the envelope claims `total`; page `failing_at` answers 403."""
+
+    def answer(request):
+        offset = int(parse_qs(urlsplit(request.url).query)["offset"][0])
+        number = offset // size
+        if number == failing_at:
+            return 403, {}, json.dumps({"error_code": "ModelArts.0203", "error_msg": "no"})
+        count = size if number < short_at else 1 if number == short_at else 0
+        ids = [f"n{offset + k}" for k in range(count)]
+        return 200, {}, json.dumps(page(total, *ids)["json"])
+
+    responses.add_callback(responses.GET, URL, callback=answer)
+
+
+@responses.activate
+def test_a_wrong_total_costs_at_most_the_workers_in_flight():
+    serve_by_offset(total=2000, short_at=3)
+    listing = make_client(page_size=2, page_concurrency=4).list_instances()
+    assert len(listing.instances) == 7  # pages 0-2 full, page 3 one record
+    # Pages 0-3, and at most 3 more taken by the other workers before page 3 came back.
+    assert 4 <= len(responses.calls) <= 7
+
+
+@responses.activate
+def test_a_page_that_fails_fails_the_listing():
+    serve_by_offset(total=20, short_at=9, failing_at=5)
+    with pytest.raises(ApiError) as caught:
+        make_client(page_size=2, page_concurrency=4).list_instances()
+    assert caught.value.status == 403
