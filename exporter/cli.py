@@ -30,6 +30,7 @@ log = logging.getLogger("exporter")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.tune()  # before any thread has an arena of its own
     flags = vars(build_parser().parse_args(argv))
     if flags.pop("version", False):
         print(build_info().text(), end="")
@@ -45,7 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelarts-exporter: {err}", file=sys.stderr)
         return 2
     redact = setup_logging(settings.log_level, settings.log_format, settings.secret_values)
-    log.debug("allocator settings applied: %s", allocator.tune() or "none")
     if targets is not None:
         targets = _my_shard(settings, targets)
         try:
