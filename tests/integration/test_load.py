@@ -242,6 +242,14 @@ def run(request: pytest.FixtureRequest) -> Iterator[Run]:
         result.elapsed = time.monotonic() - start
         done.set()
         watcher.join()
+        # A scrape no longer waits for the refresh it starts: the last listing may still
+        # be reading its pages. Counted once it is done (or has stalled for a while).
+        settled = time.monotonic() + 2 * TTL
+        while time.monotonic() < settled:
+            pending = sim.stats.requests - requests_before
+            if pending >= (sim.stats.listings - listings_before) * result.pages_per_listing:
+                break
+            time.sleep(0.05)
         result.requests = sim.stats.requests - requests_before
         result.listings = sim.stats.listings - listings_before
         result.alive = exporter.process.poll() is None
