@@ -4,16 +4,15 @@ CLI, and the IAM custom policy of docs/credentials.md, exactly the exporter's ac
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from exporter.modelarts.client import LIST_ALL_PERMISSION, LIST_PERMISSION
+from tests.support.processes import run_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -32,18 +31,7 @@ def env_references(node: Any) -> list[str]:
 
 
 def config_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "MODELARTS_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "--config.check", "--config.file", str(TARGETS)],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_exporter("--config.check", "--config.file", str(TARGETS), env=env, cwd=ROOT)
 
 
 def test_the_targets_example_passes_the_config_check() -> None:

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def env_for(endpoint: str, **extra: str) -> dict[str, str]:
@@ -67,20 +68,40 @@ class ExporterProcess:
         return self.process.stderr.read().decode(errors="replace")
 
 
+def exporter_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the exporter's own settings, then `env`: an
+    exporter started by a test sees only what the test gives it."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HUAWEICLOUD_", "MODELARTS_EXPORTER_"))
+    }
+    return {**clean, **(env or {})}
+
+
+def run_exporter(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m exporter ARGS` run to its end (a check, --version), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        env=exporter_env(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @contextmanager
 def exporter_process(
     *args: str, env: dict[str, str] | None = None, ready: bool = True
 ) -> Iterator[ExporterProcess]:
     port = free_port()
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HUAWEICLOUD_", "MODELARTS_EXPORTER_"))
-    }
-    full_env.update(env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-        env=full_env,
+        env=exporter_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

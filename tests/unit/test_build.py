@@ -3,16 +3,15 @@ arguments, else git of the checkout, else "unknown"."""
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from exporter import __version__, build
 from exporter.build import ENV_BRANCH, ENV_DATE, ENV_REVISION, build_info
+from tests.support.processes import run_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ENV = {
@@ -32,16 +31,8 @@ def fresh(monkeypatch: pytest.MonkeyPatch):
 
 
 def version_output(env: dict[str, str], cwd: Path = ROOT) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELARTS_EXPORTER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--version"],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_exporter("--version", env=env, cwd=cwd, timeout=30)
+    assert result.returncode == 0, result.stderr
     return result.stdout
 
 
