@@ -42,7 +42,7 @@ from typing import Any
 
 from exporter.exposition.ahead import Ahead
 from exporter.exposition.formats import Format, format_value, series_prefix
-from exporter.exposition.members import Members, gzip_member
+from exporter.exposition.members import GZIP_LEVEL, Members, gzip_member
 from exporter.exposition.metrics import PER_SCRAPE, PER_SECOND, PER_SNAPSHOT
 from exporter.exposition.process import process_lines
 from exporter.exposition.snapshot import Snapshot
@@ -230,7 +230,7 @@ class Renderer:
     def _compress(self, slot: _Slot, part: Any, level: int) -> bytes:
         # The countdowns are compressed every second: the fastest level, a third of the
         # time of the static part's.
-        return self._once(slot, part, lambda _: gzip_member(part, level))
+        return self._once(slot, part, lambda _: gzip_member(part, level), level)
 
     def _compress_static(self, slot: _Slot, part: Any, fmt: Format) -> bytes:
         # Once per set of snapshots: worth the best ratio, and block by block, so that
@@ -239,17 +239,20 @@ class Renderer:
             slot, part, lambda snapshots: slot.members.compress(_static_blocks(snapshots, fmt))
         )
 
-    def _once(self, slot: _Slot, part: Any, compress: Callable[[Any], bytes]) -> bytes:
+    def _once(
+        self, slot: _Slot, part: Any, compress: Callable[[Any], bytes], level: int = GZIP_LEVEL
+    ) -> bytes:
         """`part` compressed once, however many scrapes ask at the same moment (a burst
         after a refresh would otherwise compress the whole static part once per scrape);
-        `compress` is given the slot's key."""
+        `compress` is given the slot's key. A part the slot has let go meanwhile is
+        compressed at `level` for this scrape alone."""
         with slot.compressing:
             with self._lock:
                 if slot.value is part and slot.gzipped is not None:
                     return slot.gzipped
                 key = slot.key if slot.value is part else None
             if key is None:  # let go meanwhile: compressed for this scrape alone
-                return gzip_member(part)
+                return gzip_member(part, level)
             compressed = compress(key)
             with self._lock:
                 if slot.value is part:  # still the current one: keep it for the next scrape
