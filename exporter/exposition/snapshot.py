@@ -16,7 +16,7 @@ of the fleet. Each per-notebook metric keeps the length of every notebook's line
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
 from itertools import accumulate, pairwise
 
@@ -108,7 +108,8 @@ class Snapshot:
         lengths: dict[str, array[int]] = {}
         for metric in PER_SNAPSHOT:
             if isinstance(metric, InstanceMetric) and self.exports(metric):
-                runs = unchanged if metric.clocked is None else self._runs(metric, positions)
+                clocked = metric.clocked
+                runs = unchanged if clocked is None else self._clocked_runs(clocked, positions)
                 static[metric.name], lengths[metric.name] = self._per_instance(
                     metric, previous, runs
                 )
@@ -160,9 +161,11 @@ class Snapshot:
     def _static(self, metric: SnapshotMetric) -> bytes:
         return _text(self.series(metric)).encode("utf-8")
 
-    def _runs(self, metric: InstanceMetric, positions: list[int | None]) -> list[_Run]:
-        """The runs of a metric whose lines read the fetch time for some notebooks."""
-        clocked = metric.clocked or (lambda i: False)
+    def _clocked_runs(
+        self, clocked: Callable[[Instance], bool], positions: list[int | None]
+    ) -> list[_Run]:
+        """The runs of a metric whose lines read the fetch time for the `clocked`
+        notebooks: those are written, whether they changed or not."""
         return _runs(
             [None if clocked(i) else p for i, p in zip(self.instances, positions, strict=True)]
         )
