@@ -57,6 +57,13 @@ def _builder(
     )
 
 
+def _alternative_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 def make_ca(directory: Path, stem: str = "ca", common_name: str = "test CA") -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
@@ -89,9 +96,10 @@ def issue(
     common_name: str = "127.0.0.1",
     *,
     client: bool = False,
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
 ) -> Pair:
-    """A leaf certificate for loopback (IP 127.0.0.1, DNS localhost), signed by `ca`, or
-    self-signed when `ca` is None."""
+    """A leaf certificate for `hosts` (IP addresses or DNS names; by default loopback: IP
+    127.0.0.1, DNS localhost), signed by `ca`, or self-signed when `ca` is None."""
     key = ec.generate_private_key(ec.SECP256R1())
     issuer = ca.certificate.subject if ca else _name(common_name)
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
@@ -100,9 +108,7 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([_alternative_name(host) for host in hosts]),
             critical=False,
         )
     )
