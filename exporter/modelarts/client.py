@@ -1,4 +1,4 @@
-"""The ModelArts list calls: one pooled session, pagination, errors, a time budget.
+"""The ModelArts list calls: kept-alive connections, pagination, errors, a time budget.
 
 `list_instances()` is one refresh: the historical list, the newer one (every notebook of
 the project with `show_self` false: `/notebooks/all`, billed and CodeLab instances), and
@@ -8,7 +8,8 @@ leaves before a 429's `Retry-After`, whichever call it answered, and an authenti
 failure ends the refresh: a 401 is answered by one
 renewal of the credentials, a 403 (a missing permission) by none, and neither is
 repeated (five failures in a row lock the key for five minutes); the cache backs off.
-Which parameters, paths and paging: docs/targets.md, with the vendor's evidence.
+Which parameters, paths and paging: docs/targets.md, with the vendor's evidence. The
+requests are signed as requests' `PreparedRequest`s and sent by transport.py's `Transport`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Literal
 from urllib.parse import urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from exporter import __version__
@@ -38,12 +38,15 @@ from exporter.modelarts.instance import Instance
 from exporter.modelarts.notebooks import PAGE_SIZE as PAGE_SIZE_V2
 from exporter.modelarts.notebooks import parse_notebooks_page, same_notebook
 from exporter.modelarts.records import MalformedResponse, Page, RecordMemo
+from exporter.modelarts.transport import Transport
 
 log = logging.getLogger(__name__)
 
 Api = Literal["auto", "demanager", "notebooks", "both"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
+# Besides the transport's own (Accept-Encoding, Connection), as requests sent them.
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _RETRY_PAUSE = 0.2  # seconds before repeating a 5xx or a dropped connection
 _MAX_429_WAITS = 2
@@ -178,25 +181,24 @@ class ModelArtsClient:
         self.clock_skew: float | None = None  # the gateway's clock minus ours, from `Date`
         self._clock = clock
         self._sleep = sleep
-        self.session = requests.Session()
-        self.session.auth = auth
-        # requests reads the proxy and CA bundle variables again for every request (a scan
-        # of the whole environment, a sixth of a refresh's CPU for 250 pages): read them
-        # once here, as requests would, for the one host this client talks to.
-        self.session.trust_env = False
-        self.session.proxies = requests.utils.get_environ_proxies(base_url)
+        # The proxy and CA bundle variables, read once, as requests would read them (it
+        # read them again for every request: a scan of the whole environment, a sixth of
+        # a refresh's CPU for 250 pages), for the one host this client talks to.
+        proxy = requests.utils.select_proxy(base_url, requests.utils.get_environ_proxies(base_url))
         if verify is True:
             verify = (
                 os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             )
-        self.session.verify = self._verify = verify
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(page_concurrency, 1))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.transport = Transport(
+            base_url,
+            max_connections=page_concurrency,
+            verify=verify,
+            proxy=proxy,
+            clock=clock,
+        )
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def telemetry(self) -> Telemetry:
         auth_requests = self.auth.requests_sent() if self.auth is not None else {}
@@ -446,28 +448,18 @@ class ModelArtsClient:
     def _send(self, url: str, params: dict[str, str], timeout: float, refresh: _Refresh) -> bytes:
         request = self._prepare(url, params)
         try:
-            response = self.session.get_adapter(url).send(
-                request,
-                stream=True,
-                timeout=timeout,
-                verify=self._verify,
-                proxies=self.session.proxies,
+            response = self.transport.send(
+                request.method or "GET", request.url or url, request.headers, timeout
             )
-        except requests.Timeout:
+        except ApiError:
             self.requests.add("error")
-            raise ApiError(f"no answer within {timeout:.1f}s", code="timeout") from None
-        except requests.exceptions.SSLError as err:
-            self.requests.add("error")
-            raise ApiError(f"TLS error: {_root_cause(err)}", code="tls") from None
-        except requests.RequestException as err:
-            self.requests.add("error")
-            raise ApiError(f"connection failed: {_root_cause(err)}", code="connection") from None
+            raise
         with response:
-            self.requests.add(str(response.status_code))
+            self.requests.add(str(response.status))
             self._note_clock_skew(response.headers.get("Date"))
-            body = self._read_body(response, refresh.deadline)
-            if response.status_code != 200:
-                raise error_from_response(response.status_code, body, response.headers)
+            body = response.read(self.max_response_bytes, refresh.deadline)
+            if response.status != 200:
+                raise error_from_response(response.status, body, response.headers)
             return body
 
     def _prepare(self, url: str, params: dict[str, str]) -> requests.PreparedRequest:
@@ -478,7 +470,7 @@ class ModelArtsClient:
         request = requests.PreparedRequest()
         request.method = "GET"
         request.url = f"{url}?{urlencode(params)}" if params else url
-        request.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
+        request.headers = CaseInsensitiveDict(_HEADERS)
         request.body = None
         request.hooks = {"response": []}
         return self.auth(request) if self.auth is not None else request
@@ -502,33 +494,3 @@ class ModelArtsClient:
                 "behind" if skew > 0 else "ahead of",
             )
         self.clock_skew = skew
-
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        """Read at most `max_response_bytes`, and only until the deadline."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in response.iter_content(chunk_size=256 * 1024):
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    raise ApiError(
-                        f"response larger than {self.max_response_bytes} bytes", code="too_large"
-                    )
-                if self._clock() > deadline:
-                    raise ApiError(
-                        "response still arriving at the end of the refresh timeout", code="timeout"
-                    )
-                chunks.append(chunk)
-        except requests.RequestException as err:
-            raise ApiError(
-                f"reading response failed: {_root_cause(err)}", code="connection"
-            ) from None
-        return b"".join(chunks)
-
-
-def _root_cause(err: BaseException) -> str:
-    """The innermost exception's message: short, and free of URLs with query strings."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    text = str(err).split(" (Caused by")[0]
-    return f"{type(err).__name__}: {text}"[:200]

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import responses
 from pydantic import SecretStr
 
 from exporter.modelarts.auth.aksk import AkSkProvider
@@ -22,13 +20,14 @@ from exporter.modelarts.errors import ApiError
 from exporter.modelarts.flavors import Flavor, flavor_type, parse_flavors_page
 from exporter.modelarts.notebooks import Notebook, parse_notebooks_page
 from exporter.modelarts.statuses import KNOWN_STATUSES, NOTEBOOKS_ONLY_STATUSES
+from tests.support.canned import Canned
 from tests.support.tools import fixture_bytes
 
-BASE = "https://modelarts.cn-north-4.myhuaweicloud.com"
-ALL = f"{BASE}/v1/p1/notebooks/all"
-OWN = f"{BASE}/v1/p1/notebooks"
-FLAVORS = f"{BASE}/v1/p1/notebooks/flavors"
-HISTORICAL = f"{BASE}/v1/p1/demanager/instances"
+# Paths of the API, served by the `canned` fixture (a loopback server).
+ALL = "/v1/p1/notebooks/all"
+OWN = "/v1/p1/notebooks"
+FLAVORS = "/v1/p1/notebooks/flavors"
+HISTORICAL = "/v1/p1/demanager/instances"
 
 
 def example() -> dict:
@@ -178,36 +177,36 @@ def notebooks(*ids: str, total: int | None = None) -> dict[str, object]:
     return {"current": 0, "data": data, "pages": -(-total // 50), "size": 50, "total": total}
 
 
-def client(api: str = "notebooks", **query: object) -> ModelArtsClient:
+def client(canned: Canned, api: str = "notebooks", **query: object) -> ModelArtsClient:
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
-    return ModelArtsClient(BASE, "p1", auth, api=api, page_size=0, query=ListQuery(**query))  # type: ignore[arg-type]
+    return ModelArtsClient(canned.url, "p1", auth, api=api, page_size=0, query=ListQuery(**query))  # type: ignore[arg-type]
 
 
-def params_of(call: responses.Call) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+def calls(canned: Canned, path: str) -> int:
+    """Requests the server got for `path`."""
+    return sum(r.path == path for r in canned.requests)
 
 
-def serve(url: str, ids_by_feature: dict[str, list[str]]) -> None:
+def serve(canned: Canned, path: str, ids_by_feature: dict[str, list[str]]) -> None:
     """A list endpoint that pages by record offset, 50 at most, per feature."""
 
     def answer(request):
-        params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        params = request.params
         ids = ids_by_feature.get(params.get("feature", "NOTEBOOK"), [])
         offset, limit = int(params["offset"]), int(params["limit"])
         return 200, {}, json.dumps(notebooks(*ids[offset : offset + limit], total=len(ids)))
 
-    responses.add_callback(responses.GET, url, callback=answer)
+    canned.callback(path, answer)
 
 
-@responses.activate
-def test_every_notebook_of_the_project_by_record_offsets_both_features():
+def test_every_notebook_of_the_project_by_record_offsets_both_features(canned):
     # SDK ListNotebooksRequest.offset: "分页记录的起始位置偏移量" (a record offset); limit 10,
     # 20 or 50; feature NOTEBOOK (default) or DEFAULT (CodeLab); ListAllNotebooks: "所有已创建".
-    responses.get(FLAVORS, json={"data": []})
-    serve(ALL, {"NOTEBOOK": [f"n{i}" for i in range(84)], "DEFAULT": ["codelab"]})
-    listing = client().list_instances()
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, ALL, {"NOTEBOOK": [f"n{i}" for i in range(84)], "DEFAULT": ["codelab"]})
+    listing = client(canned).list_instances()
     assert len(listing.instances) == 85
-    lists = [params_of(c) for c in responses.calls if c.request.url.startswith(ALL)]
+    lists = [r.params for r in canned.requests if r.path == ALL]
     assert [(p["feature"], p["offset"], p["limit"]) for p in lists] == [
         ("NOTEBOOK", "0", "50"),
         ("NOTEBOOK", "50", "50"),
@@ -215,31 +214,29 @@ def test_every_notebook_of_the_project_by_record_offsets_both_features():
     ]
 
 
-@responses.activate
-def test_show_self_lists_the_callers_own_and_filters_are_sent():
-    responses.get(FLAVORS, json={"data": []})
-    serve(OWN, {"NOTEBOOK": ["mine"]})
-    client(show_self=True, workspace_id="ws-1", pool_id="pool-1").list_instances()
-    sent = [
-        params_of(c) for c in responses.calls if urlsplit(c.request.url).path.endswith("/notebooks")
-    ]
+def test_show_self_lists_the_callers_own_and_filters_are_sent(canned):
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, OWN, {"NOTEBOOK": ["mine"]})
+    client(canned, show_self=True, workspace_id="ws-1", pool_id="pool-1").list_instances()
+    sent = [r.params for r in canned.requests if r.path.endswith("/notebooks")]
     assert sent and all(p["workspace_id"] == "ws-1" and p["pool_id"] == "pool-1" for p in sent)
     assert all("owner" not in p and "show_self" not in p for p in sent)  # not the SDK's
 
 
-@responses.activate
-def test_flavors_are_listed_once_per_ttl_and_a_failure_keeps_the_last_good_list(caplog):
+def test_flavors_are_listed_once_per_ttl_and_a_failure_keeps_the_last_good_list(canned, caplog):
     clock = [1000.0]
     flavor = {"id": "modelarts.vm.gpu.t4", "name": "t4", "category": "GPU", "sold_out": False}
-    responses.get(FLAVORS, json={"data": [flavor]})
-    responses.get(FLAVORS, status=500, json={"error_code": "ModelArts.0001", "error_msg": "x"})
-    serve(ALL, {"NOTEBOOK": ["a"]})
+    canned.get(FLAVORS, json={"data": [flavor]})
+    canned.get(FLAVORS, status=500, json={"error_code": "ModelArts.0001", "error_msg": "x"})
+    serve(canned, ALL, {"NOTEBOOK": ["a"]})
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
-    c = ModelArtsClient(BASE, "p1", auth, api="notebooks", flavor_ttl=600, clock=lambda: clock[0])
+    c = ModelArtsClient(
+        canned.url, "p1", auth, api="notebooks", flavor_ttl=600, clock=lambda: clock[0]
+    )
     assert [f.name for f in c.list_instances().flavors] == ["modelarts.vm.gpu.t4"]
     clock[0] += 300
     c.list_instances()
-    assert sum(c.request.url.startswith(FLAVORS) for c in responses.calls) == 1
+    assert calls(canned, FLAVORS) == 1
     clock[0] += 400  # past the TTL: listed again, and it fails (a 5xx is retried once)
     listing = c.list_instances()
     assert [i.id for i in listing.instances] == ["a"]  # instances are not blanked
@@ -248,32 +245,27 @@ def test_flavors_are_listed_once_per_ttl_and_a_failure_keeps_the_last_good_list(
     assert "flavors listing failed, keeping the last good one (1 flavors)" in caplog.text
 
 
-@responses.activate
-def test_auto_treats_a_missing_historical_api_as_an_empty_source_said_once(caplog):
+def test_auto_treats_a_missing_historical_api_as_an_empty_source_said_once(canned, caplog):
     caplog.set_level(logging.INFO)
     # The API gateway's answer for an API not published: 404 APIG.0101.
-    responses.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
-    responses.get(FLAVORS, json={"data": []})
-    serve(ALL, {"NOTEBOOK": ["a"]})
-    c = client("auto")
+    canned.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, ALL, {"NOTEBOOK": ["a"]})
+    c = client(canned, "auto")
     assert [i.id for i in c.list_instances().instances] == ["a"]
     assert [i.id for i in c.list_instances().instances] == ["a"]
-    assert (
-        sum(c.request.url.startswith(HISTORICAL) for c in responses.calls) == 1
-    )  # not asked again
+    assert calls(canned, HISTORICAL) == 1  # not asked again
     assert caplog.text.count("historical list API is not offered here") == 1
 
 
-@responses.activate
-def test_both_insists_on_the_historical_api():
-    responses.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
+def test_both_insists_on_the_historical_api(canned):
+    canned.get(HISTORICAL, status=404, json={"error_code": "APIG.0101", "error_msg": "no"})
     with pytest.raises(ApiError, match=r"APIG\.0101"):
-        client("both").list_instances()
+        client(canned, "both").list_instances()
 
 
-@responses.activate
-def test_both_apis_count_each_notebook_once_keeping_the_historical_record():
-    responses.get(
+def test_both_apis_count_each_notebook_once_keeping_the_historical_record(canned):
+    canned.get(
         HISTORICAL,
         json={
             "total_count": 2,
@@ -283,69 +275,64 @@ def test_both_apis_count_each_notebook_once_keeping_the_historical_record():
             ],
         },
     )
-    responses.get(FLAVORS, json={"data": []})
-    serve(ALL, {"NOTEBOOK": ["x", "z"]})
-    by_id = {i.id: i for i in client("auto").list_instances().instances}
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, ALL, {"NOTEBOOK": ["x", "z"]})
+    by_id = {i.id: i for i in client(canned, "auto").list_instances().instances}
     assert sorted(by_id) == ["DE-x", "DE-y", "z"]
     assert by_id["DE-x"].status == "START_QUEUING"  # the older API's record, with its queue
 
 
-@responses.activate
-def test_the_newer_lists_records_of_historical_notebooks_are_left_out_unread(monkeypatch):
+def test_the_newer_lists_records_of_historical_notebooks_are_left_out_unread(canned, monkeypatch):
     """Both lists have the fleet: the newer one's records of the historical notebooks are
     neither read nor kept, and paging goes on past pages made only of them."""
     historical = [{"id": f"DE-n{i}", "status": "RUNNING"} for i in range(60)]
-    responses.get(HISTORICAL, json={"total_count": 60, "instances": historical})
-    responses.get(FLAVORS, json={"data": []})
-    serve(ALL, {"NOTEBOOK": [f"n{i}" for i in range(60)] + ["only-newer"]})
+    canned.get(HISTORICAL, json={"total_count": 60, "instances": historical})
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, ALL, {"NOTEBOOK": [f"n{i}" for i in range(60)] + ["only-newer"]})
     read: list[str] = []
     original = Notebook.to_instance
     monkeypatch.setattr(
         Notebook, "to_instance", lambda self, f=None: read.append(self.id) or original(self, f)
     )
-    c = client("auto")
+    c = client(canned, "auto")
     listing = c.list_instances()
     assert len(listing.instances) == 61 and "only-newer" in {i.id for i in listing.instances}
     assert read == ["only-newer"]
-    assert sum(c.request.url.startswith(ALL) for c in responses.calls) == 3  # 50 + 11, DEFAULT
+    assert calls(canned, ALL) == 3  # 50 + 11, DEFAULT
 
 
-@responses.activate
-def test_a_record_left_out_is_read_once_the_historical_list_no_longer_has_it():
+def test_a_record_left_out_is_read_once_the_historical_list_no_longer_has_it(canned):
     lists = [
         [{"id": "DE-a", "status": "RUNNING"}, {"id": "DE-b", "status": "RUNNING"}],
         [{"id": "DE-a", "status": "RUNNING"}],  # b dropped out of the historical list
     ]
     for instances in lists:
-        responses.get(HISTORICAL, json={"total_count": len(instances), "instances": instances})
-    responses.get(FLAVORS, json={"data": []})
-    serve(ALL, {"NOTEBOOK": ["a", "b"]})
-    c = client("auto")
+        canned.get(HISTORICAL, json={"total_count": len(instances), "instances": instances})
+    canned.get(FLAVORS, json={"data": []})
+    serve(canned, ALL, {"NOTEBOOK": ["a", "b"]})
+    c = client(canned, "auto")
     assert sorted(i.id for i in c.list_instances().instances) == ["DE-a", "DE-b"]
     assert sorted(i.id for i in c.list_instances().instances) == ["DE-a", "b"]
 
 
-@responses.activate
-def test_a_403_names_the_permission_and_ends_the_refresh():
-    responses.get(FLAVORS, json={"data": []})
-    responses.get(ALL, status=403, json={"error_code": "ModelArts.0203", "error_msg": "denied"})
+def test_a_403_names_the_permission_and_ends_the_refresh(canned):
+    canned.get(FLAVORS, json={"data": []})
+    canned.get(ALL, status=403, json={"error_code": "ModelArts.0203", "error_msg": "denied"})
     with pytest.raises(ApiError, match="modelarts:notebook:listAllNotebooks") as raised:
-        client().list_instances()
+        client(canned).list_instances()
     assert raised.value.status == 403
-    assert sum(c.request.url.startswith(ALL) for c in responses.calls) == 1  # no second feature
+    assert calls(canned, ALL) == 1  # no second feature
 
 
-@responses.activate
-def test_an_auth_failure_on_flavors_ends_the_refresh():
-    responses.get(FLAVORS, status=401, json={"error_code": "APIG.0301", "error_msg": "bad"})
-    serve(ALL, {"NOTEBOOK": ["a"]})
+def test_an_auth_failure_on_flavors_ends_the_refresh(canned):
+    canned.get(FLAVORS, status=401, json={"error_code": "APIG.0301", "error_msg": "bad"})
+    serve(canned, ALL, {"NOTEBOOK": ["a"]})
     with pytest.raises(ApiError, match=r"APIG\.0301"):
-        client().list_instances()
-    assert [c.request.url.split("?")[0] for c in responses.calls] == [FLAVORS]
+        client(canned).list_instances()
+    assert [r.path for r in canned.requests] == [FLAVORS]
 
 
-@responses.activate
-def test_a_retry_after_holds_for_every_call():
+def test_a_retry_after_holds_for_every_call(canned):
     clock = [1000.0]
     slept: list[float] = []
 
@@ -353,16 +340,20 @@ def test_a_retry_after_holds_for_every_call():
         slept.append(seconds)
         clock[0] += seconds
 
-    responses.get(
-        FLAVORS, status=429, headers={"Retry-After": "3"}, json={"error_code": "APIG.0308"}
-    )
-    serve(ALL, {"NOTEBOOK": ["a"]})
+    canned.get(FLAVORS, status=429, headers={"Retry-After": "3"}, json={"error_code": "APIG.0308"})
+    serve(canned, ALL, {"NOTEBOOK": ["a"]})
     auth = AkSkProvider(SecretStr("AK"), SecretStr("SK"))
     c = ModelArtsClient(
-        BASE, "p1", auth, api="notebooks", clock=lambda: clock[0], sleep=sleep, refresh_timeout=30
+        canned.url,
+        "p1",
+        auth,
+        api="notebooks",
+        clock=lambda: clock[0],
+        sleep=sleep,
+        refresh_timeout=30,
     )
     times: list[float] = []
-    responses.calls.reset()
+    canned.reset()
     original = c._prepare  # every request is prepared once, just before it is sent
 
     def timed(*args, **kwargs):
@@ -373,14 +364,6 @@ def test_a_retry_after_holds_for_every_call():
     c.list_instances()
     # The flavors call was throttled three times (waiting twice, then given up on): the
     # list call that follows it waits for the last Retry-After too.
-    first_list = next(
-        t
-        for t, call in zip(times, responses.calls, strict=True)
-        if call.request.url.startswith(ALL)
-    )
-    flavor_calls = [
-        t
-        for t, call in zip(times, responses.calls, strict=True)
-        if call.request.url.startswith(FLAVORS)
-    ]
+    first_list = next(t for t, r in zip(times, canned.requests, strict=True) if r.path == ALL)
+    flavor_calls = [t for t, r in zip(times, canned.requests, strict=True) if r.path == FLAVORS]
     assert len(flavor_calls) == 3 and first_list >= flavor_calls[-1] + 3
