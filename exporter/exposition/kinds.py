@@ -112,25 +112,19 @@ class SnapshotMetric(Metric):
 class InstanceMetric(SnapshotMetric):
     """Per notebook; `value` returns the labels after `id` and the value, or nothing."""
 
-    value: Callable[[Instance, float], Iterable[Sample]] = lambda i, t: ()
-    # The notebooks whose value reads the listing's fetch time, not only the notebook:
-    # their lines are written afresh even when the notebook did not change (snapshot.py).
-    clocked: Callable[[Instance], bool] | None = None
+    value: Callable[[Instance], Iterable[Sample]] = lambda i: ()
     per_instance: ClassVar[bool] = True
     computed: ClassVar[str] = "per notebook, once per refresh"
 
     def samples(self, listed: Listed) -> Iterable[Sample]:
-        fetched_at = listed.fetched_at
         for instance in listed.instances:
-            for labels, value in self.value(instance, fetched_at):
+            for labels, value in self.value(instance):
                 yield (instance.id, *labels), value
 
-    def instance_lines(
-        self, instance: Instance, fetched_at: float, project_id: str
-    ) -> Iterator[Line]:
+    def instance_lines(self, instance: Instance, project_id: str) -> Iterator[Line]:
         """The lines of one notebook: those `lines` writes for it, in the same order."""
         names = self.label_names
-        for labels, value in self.value(instance, fetched_at):
+        for labels, value in self.value(instance):
             yield self.name, names, (project_id, instance.id, *labels), value
 
 
@@ -171,13 +165,13 @@ class HistogramMetric(SnapshotMetric):
 class CountdownMetric(Metric):
     """Per notebook, moving with the clock; `anchor` is fixed for the snapshot's life."""
 
-    anchor: Callable[[Instance, float], Anchor | None] = lambda i, t: None
+    anchor: Callable[[Instance], Anchor | None] = lambda i: None
     when: ClassVar[When] = "second"
     per_instance: ClassVar[bool] = True
     computed: ClassVar[str] = "per notebook, at scrape time"
 
-    def anchors(self, instances: Sequence[Instance], fetched_at: float) -> list[tuple[str, Anchor]]:
-        found = ((i.id, self.anchor(i, fetched_at)) for i in instances)
+    def anchors(self, instances: Sequence[Instance]) -> list[tuple[str, Anchor]]:
+        found = ((i.id, self.anchor(i)) for i in instances)
         return [(id_, anchor) for id_, anchor in found if anchor is not None]
 
 

@@ -44,7 +44,7 @@ def _one(value: float | None, *labels: str) -> Iterable[Sample]:
     return () if value is None else ((labels, float(value)),)
 
 
-def _info(i: Instance, _: float) -> Iterable[Sample]:
+def _info(i: Instance) -> Iterable[Sample]:
     return ((tuple(getattr(i, name) for name in INFO_LABELS), 1.0),)
 
 
@@ -57,7 +57,7 @@ RESOURCES = (
 )
 
 
-def _resources(i: Instance, _: float = 0.0) -> Iterable[Sample]:
+def _resources(i: Instance) -> Iterable[Sample]:
     for resource, unit, attribute in RESOURCES:
         amount = getattr(i, attribute)
         if amount is not None:
@@ -93,38 +93,24 @@ def _queue_waits(listed: Listed) -> Iterable[tuple[Labels, Histogram]]:
     return sorted(listed.changes.queue_waits.items())
 
 
-def _stop_time(i: Instance, fetched_at: float) -> float | None:
-    """Absolute stop time; from `remain_time` (relative to the fetch) when that is all we have."""
-    if i.auto_stop is False:
-        return None
-    if i.stop_timestamp is not None:
-        return i.stop_timestamp
-    return None if i.stop_remaining is None else fetched_at + i.stop_remaining
-
-
-def _stop_time_is_relative(i: Instance) -> bool:
-    """Its stop time is the fetch time plus `remain_time`: it moves with each listing."""
-    return i.auto_stop is not False and i.stop_timestamp is None and i.stop_remaining is not None
+def _stop_time(i: Instance) -> float | None:
+    return None if i.auto_stop is False else i.stop_timestamp
 
 
 def _queue(i: Instance) -> bool:
     return i.queued and i.status in QUEUING_STATUSES
 
 
-def _queue_end(i: Instance, fetched_at: float) -> Anchor | None:
-    if not _queue(i):
-        return None
-    if i.queue_end is not None:
-        return (i.queue_end, -1.0)
-    return None if i.queue_remaining is None else (fetched_at + i.queue_remaining, -1.0)
+def _queue_end(i: Instance) -> Anchor | None:
+    return (i.queue_end, -1.0) if _queue(i) and i.queue_end is not None else None
 
 
-def _queue_begin(i: Instance, _: float) -> Anchor | None:
+def _queue_begin(i: Instance) -> Anchor | None:
     return (-i.queue_begin, 1.0) if _queue(i) and i.queue_begin is not None else None
 
 
-def _stop_anchor(i: Instance, fetched_at: float) -> Anchor | None:
-    stop = _stop_time(i, fetched_at)
+def _stop_anchor(i: Instance) -> Anchor | None:
+    stop = _stop_time(i)
     return None if stop is None else (stop, -1.0)
 
 
@@ -200,35 +186,32 @@ METRICS: tuple[Metric, ...] = (
         "modelarts_notebook_instance_status",
         "Current status of a notebook instance; 1 for the status it is in.",
         ("id", "status"),
-        value=lambda i, _: (((i.status,), 1.0),),
+        value=lambda i: (((i.status,), 1.0),),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_created_timestamp_seconds",
         "Creation time of a notebook instance, in Unix seconds.",
         ("id",),
-        value=lambda i, _: _one(i.created),
+        value=lambda i: _one(i.created),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_updated_timestamp_seconds",
         "Last modification time of a notebook instance, in Unix seconds.",
         ("id",),
-        value=lambda i, _: _one(i.updated),
+        value=lambda i: _one(i.updated),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_enabled",
         "1 if the notebook instance stops by itself, else 0; type TIMING stops it at a time "
         "(auto_stop_timestamp_seconds), IDLE when it is idle.",
         ("id", "type"),
-        value=lambda i, _: _one(
-            None if i.auto_stop is None else float(i.auto_stop), i.auto_stop_type
-        ),
+        value=lambda i: _one(None if i.auto_stop is None else float(i.auto_stop), i.auto_stop_type),
     ),
     InstanceMetric(
         "modelarts_notebook_instance_auto_stop_timestamp_seconds",
         "Time at which the notebook instance will stop by itself, in Unix seconds, where known.",
         ("id",),
-        value=lambda i, fetched_at: _one(_stop_time(i, fetched_at)),
-        clocked=_stop_time_is_relative,
+        value=lambda i: _one(_stop_time(i)),
     ),
     CountdownMetric(
         "modelarts_notebook_instance_auto_stop_remaining_seconds",
@@ -241,7 +224,7 @@ METRICS: tuple[Metric, ...] = (
         "modelarts_notebook_instance_queue_rank",
         "Position of the notebook instance in its queue, while it is queued.",
         ("id",),
-        value=lambda i, _: _one(i.queue_rank if _queue(i) else None),
+        value=lambda i: _one(i.queue_rank if _queue(i) else None),
     ),
     CountdownMetric(
         "modelarts_notebook_instance_queue_remaining_seconds",
@@ -260,7 +243,7 @@ METRICS: tuple[Metric, ...] = (
         "1 while the notebook instance reports an error; error_code is the API's code (empty "
         "when it gives none), reason its words (the first 100 characters).",
         ("id", "error_code", "reason"),
-        value=lambda i, _: () if i.error is None else (((i.error, i.reason), 1.0),),
+        value=lambda i: () if i.error is None else (((i.error, i.reason), 1.0),),
     ),
     FleetMetric(
         "modelarts_notebook_flavor_sold_out",

@@ -9,14 +9,15 @@ Between two refreshes most notebooks do not change, and the client hands back th
 out of the previous snapshot's bytes instead of writing them again, a whole run of
 unchanged notebooks at a time: the cost of a refresh follows what changed, not the size
 of the fleet. Each per-notebook metric keeps the length of every notebook's lines
-(`lengths`), which is all that copying needs; a notebook whose lines read the fetch time
-(the metric's `clocked`) is written afresh every time.
+(`lengths`), which is all that copying needs. No notebook's lines depend on the fetch
+time: times the API gives relative to its answer are made absolute when they are read
+(`demanager.parse_page`).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
 from itertools import accumulate, pairwise
 
@@ -108,10 +109,8 @@ class Snapshot:
         lengths: dict[str, array[int]] = {}
         for metric in PER_SNAPSHOT:
             if isinstance(metric, InstanceMetric) and self.exports(metric):
-                clocked = metric.clocked
-                runs = unchanged if clocked is None else self._clocked_runs(clocked, positions)
                 static[metric.name], lengths[metric.name] = self._per_instance(
-                    metric, previous, runs
+                    metric, previous, unchanged
                 )
             else:
                 static[metric.name] = self._static(metric)
@@ -161,15 +160,6 @@ class Snapshot:
     def _static(self, metric: SnapshotMetric) -> bytes:
         return _text(self.series(metric)).encode("utf-8")
 
-    def _clocked_runs(
-        self, clocked: Callable[[Instance], bool], positions: list[int | None]
-    ) -> list[_Run]:
-        """The runs of a metric whose lines read the fetch time for the `clocked`
-        notebooks: those are written, whether they changed or not."""
-        return _runs(
-            [None if clocked(i) else p for i, p in zip(self.instances, positions, strict=True)]
-        )
-
     def _per_instance(
         self, metric: InstanceMetric, previous: Snapshot | None, runs: list[_Run]
     ) -> tuple[bytes, array[int]]:
@@ -192,7 +182,7 @@ class Snapshot:
                 lengths.extend(old_lengths[was : was + end - first])
                 continue
             for instance in self.instances[first:end]:
-                lines = metric.instance_lines(instance, self.fetched_at, self.project_id)
+                lines = metric.instance_lines(instance, self.project_id)
                 chunk = _text(_shaped(lines, kept)).encode("utf-8")
                 chunks.append(chunk)
                 lengths.append(len(chunk))
@@ -202,7 +192,7 @@ class Snapshot:
         if not self.exports(metric):
             return Countdown()
         names = ("project_id", *metric.labels)
-        found = metric.anchors(self.instances, self.fetched_at)
+        found = metric.anchors(self.instances)
         # A line's text depends on the notebook's id alone: the last snapshot's are kept.
         known = previous.line_of() if previous is not None else {}
         lines: list[bytes | memoryview] = []

@@ -5,6 +5,7 @@ Only the fields the exporter reads are declared; everything else is ignored.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from exporter.modelarts.records import (
     Text,
     parse_records,
     read_count,
+    seconds_after,
 )
 
 
@@ -118,7 +120,8 @@ class InstanceRecord(Model):
     spec: Spec | None = None
     queuing_info: QueuingInfo | None = None
 
-    def to_instance(self) -> Instance:
+    def to_instance(self, now: float) -> Instance:
+        """`now`: when the API answered, the time its `remain_time` values count from."""
         details = self.flavor_details or FlavorDetails()
         profile = self.profile or Profile()
         provision = profile.provision.spec if profile.provision else None
@@ -149,8 +152,7 @@ class InstanceRecord(Model):
             updated=self.latest_update_timestamp,
             auto_stop=auto_stop.enable,
             auto_stop_type="TIMING" if auto_stop.enable else "",
-            stop_timestamp=auto_stop.stop_timestamp,
-            stop_remaining=auto_stop.remain_time,
+            stop_timestamp=_when(auto_stop.stop_timestamp, auto_stop.remain_time, now),
             error=self._error(spec.failed_reasons),
             reason=reasons.message[:REASON_LENGTH],
             flavor_sale=details.status,
@@ -159,8 +161,7 @@ class InstanceRecord(Model):
             queued=self.queuing_info is not None,
             queue_rank=queue.rank,
             queue_begin=queue.begin_timestamp,
-            queue_end=queue.end_timestamp,
-            queue_remaining=queue.remain_time,
+            queue_end=_when(queue.end_timestamp, queue.remain_time, now),
             cpu=sizes.CPU,
             memory=memory_bytes(sizes.memory) if sizes.memory else None,
             gpu=sizes.GPU or None,
@@ -185,16 +186,22 @@ class _Envelope(msgspec.Struct):
 _INSTANCE = TypeAdapter(InstanceRecord)
 
 
-def _ticking(instance: Instance) -> bool:
-    """Its stop or queue end known only from `remain_time` (no timestamp beside it)."""
-    return (instance.stop_timestamp is None and instance.stop_remaining is not None) or (
-        instance.queue_end is None and instance.queue_remaining is not None
-    )
+def _when(timestamp: float | None, remaining: float | None, now: float) -> float | None:
+    """A time the record gives, or else as `remain_time` seconds from `now`."""
+    return timestamp if timestamp is not None else seconds_after(now, remaining)
 
 
-def parse_page(body: bytes, memo: RecordMemo | None = None) -> Page:
-    """One `demanager/instances` list response."""
+def parse_page(body: bytes, memo: RecordMemo | None = None, now: float | None = None) -> Page:
+    """One `demanager/instances` list response, answered at `now` (Unix seconds; by
+    default when it is parsed, just after it arrived)."""
+    answered = time.time() if now is None else now
     page, instances, invalid, _ = parse_records(
-        body, _Envelope, "instances", _INSTANCE, InstanceRecord.to_instance, memo, ticking=_ticking
+        body,
+        _Envelope,
+        "instances",
+        _INSTANCE,
+        lambda record: record.to_instance(answered),
+        memo,
+        now=answered,
     )
     return Page(read_count(page.total_count), instances, invalid)

@@ -28,8 +28,7 @@ class Instance:
     updated: float | None = None
     auto_stop: bool | None = None  # enabled?
     auto_stop_type: str = ""  # TIMING (stops at a time) | IDLE (stops when idle: no time)
-    stop_timestamp: float | None = None  # when it stops by itself
-    stop_remaining: float | None = None  # seconds left when listed, where that is all we know
+    stop_timestamp: float | None = None  # when it stops by itself (from remain_time if need be)
     error: str | None = None  # the error code ("" when the API gives only a reason)
     reason: str = ""  # the failure reason in words, at most REASON_LENGTH characters
     flavor_sale: str = ""  # onSale | soldOut
@@ -38,8 +37,7 @@ class Instance:
     queued: bool = False  # the API reports queuing information
     queue_rank: float | None = None
     queue_begin: float | None = None
-    queue_end: float | None = None
-    queue_remaining: float | None = None  # seconds left when listed
+    queue_end: float | None = None  # (from remain_time if need be)
     # What the notebook was given, where known (its flavor, or its custom spec).
     cpu: float | None = None  # cores
     memory: float | None = None  # bytes

@@ -43,6 +43,15 @@ def _ms_to_seconds(value: Any) -> float | None:
     return seconds
 
 
+def seconds_after(now: float, seconds: float | None) -> float | None:
+    """The time `seconds` after `now` (a `remain_time`), held to the range of timestamps:
+    None when there is no such time."""
+    if seconds is None:
+        return None
+    at = now + seconds
+    return at if _MIN_SECONDS <= at <= _MAX_SECONDS else None
+
+
 def _finite_number(value: Any) -> float | None:
     if value is None or value == "":
         return None
@@ -135,11 +144,13 @@ class RecordMemo:
     between two refreshes most notebooks do not change: a record whose bytes are those of
     the last listing is not read again (docs/performance.md has the figures). `start()`
     begins a listing; a new `generation` (the flavors a record is joined with) forgets all.
+    Each entry also keeps the times its record's `remain_time` values pointed at
+    (`parse_records`).
     """
 
     def __init__(self) -> None:
-        self._last: dict[bytes, Any] = {}
-        self._now: dict[bytes, Any] = {}
+        self._last: dict[bytes, tuple[Any, Anchors]] = {}
+        self._now: dict[bytes, tuple[Any, Anchors]] = {}
         self._generation: object = None
 
     def start(self, generation: object = None) -> None:
@@ -148,16 +159,24 @@ class RecordMemo:
         self._last, self._now = (self._now if same else {}), {}
         self._generation = generation
 
-    def get(self, key: bytes) -> Any:
+    def get(self, key: bytes) -> tuple[Any, Anchors] | None:
         found = self._now.get(key)
         return found if found is not None else self._last.get(key)
 
-    def keep(self, key: bytes, item: Any) -> None:
-        self._now[key] = item
+    def keep(self, key: bytes, item: Any, anchors: Anchors = ()) -> None:
+        self._now[key] = (item, anchors)
 
     def finish(self) -> None:
         """The listing is complete: what only earlier listings had is let go."""
         self._last = {}
+
+
+# How far the time a `remain_time` points at may move between two listings and still be
+# the same time: the API gives whole seconds, computed when it answers, which we can only
+# date by when the answer arrives.
+TICK_TOLERANCE = 2.0  # seconds
+
+Anchors = tuple["float | None", ...]  # listing time + each `remain_time` of a record
 
 
 def parse_records(
@@ -169,7 +188,7 @@ def parse_records(
     memo: RecordMemo | None = None,
     listed: Container[str] = (),
     key: Callable[[bytes], str | None] = lambda data: None,
-    ticking: Callable[[T], bool] = lambda item: False,
+    now: float = 0.0,
 ) -> tuple[E, list[T], int, int]:
     """Parse a list response; skip and count the records that cannot be read.
 
@@ -181,9 +200,11 @@ def parse_records(
     not be read and how many were left out.
 
     The API writes some values anew at every listing: `remain_time`, the seconds until a
-    time the record also gives (its stop or queue end). A memo knows a record by its bytes
-    without those values (`digest`), so a running notebook is not read again because a
-    second went by; one whose times come from `remain_time` alone (`ticking`) is.
+    stop or queue end, as of the answer (`now`, Unix seconds; `convert` turns them into
+    that time). A memo knows a record by its bytes without those values (`digest`), and
+    takes it for the same record when every `remain_time` still points at the same time
+    (`TICK_TOLERANCE`): a running notebook is not read again because a second went by, a
+    stop time that moved is.
     """
     try:
         page = msgspec.json.decode(body, type=envelope)
@@ -198,42 +219,69 @@ def parse_records(
         if listed and key(data) in listed:  # before any digest: the cheapest way out
             left_out += 1
             continue
-        digest = record_digest(data)
-        item = memo.get(digest) if memo is not None else None
-        if item is not None and ticking(item):
-            item = None  # it reads the values left out of the digest
-        if item is None:
+        digest, ticks = _digest(data)
+        anchors = tuple(None if t is None else now + t for t in ticks)
+        found = memo.get(digest) if memo is not None else None
+        if found is not None and _same_times(found[1], anchors):
+            item, anchors = found  # the times it was read with, so that they never drift
+        else:
             item = _read(bytes(data), record, convert)
             if item is None:
                 invalid += 1
                 continue
         if memo is not None:
-            memo.keep(digest, item)
+            memo.keep(digest, item, anchors)
         kept.append(item)
     return page, kept, invalid, left_out
 
 
+def _same_times(before: Anchors, now: Anchors) -> bool:
+    if before == now:
+        return True
+    if len(before) != len(now):
+        return False
+    return all(
+        a == b or (a is not None and b is not None and abs(a - b) <= TICK_TOLERANCE)
+        for a, b in zip(before, now, strict=True)
+    )
+
+
 _TICKING = b'"remain_time"'
-_VALUE = re.compile(rb"\s*:\s*(?:-?[0-9][0-9.eE+-]*|null)")
+_VALUE = re.compile(rb"\s*:\s*(-?[0-9][0-9.eE+-]*|null)")
 
 
 def record_digest(record: Any) -> bytes:
     """A 128-bit BLAKE2b digest of a record's bytes, less the values of `remain_time`."""
+    return _digest(record)[0]
+
+
+def _digest(record: Any) -> tuple[bytes, tuple[float | None, ...]]:
+    """`record_digest`, and the values it left out, in order."""
     data = bytes(record)
     start = data.find(_TICKING)
     if start < 0:  # most records: one pass, no copy of their parts
-        return hashlib.blake2b(data, digest_size=16).digest()
+        return hashlib.blake2b(data, digest_size=16).digest(), ()
     digest = hashlib.blake2b(digest_size=16)
     view = memoryview(data)
+    ticks: list[float | None] = []
     done = 0
     while start >= 0:
         value = _VALUE.match(data, start + len(_TICKING))
         if value is not None:  # a key followed by its value (not text inside a string)
             digest.update(view[done : start + len(_TICKING)])
             done = value.end()
+            ticks.append(_tick(value.group(1)))
         start = data.find(_TICKING, start + len(_TICKING))
     digest.update(view[done:])
-    return digest.digest()
+    return digest.digest(), tuple(ticks)
+
+
+def _tick(text: bytes) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:  # null, or digits that are no number: never the same time
+        return None if text == b"null" else math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def _lenient(body: bytes, envelope: type[E], field: str) -> tuple[E, list[bytes]]:

@@ -34,7 +34,7 @@ NOW = 1_800_000_000.0  # long after the examples' auto-stop time
 
 
 def status_of(body: bytes, fetched_at: float = NOW - 10, **extra: object) -> TargetStatus:
-    page = parse_page(body)
+    page = parse_page(body, now=fetched_at)  # answered when fetched
     snapshot = Snapshot(PROJECT, tuple(page.instances), fetched_at)
     return TargetStatus(PROJECT, snapshot, up=True, last_success=fetched_at, **extra)  # type: ignore[arg-type]
 

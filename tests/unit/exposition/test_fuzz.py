@@ -358,9 +358,8 @@ def check_instance(instance: Instance) -> None:
         assert stamp is None or MIN_MS / 1000 <= stamp <= MAX_MS / 1000
     numbers = (
         instance.stop_timestamp,
-        instance.stop_remaining,
         instance.queue_rank,
-        instance.queue_remaining,
+        instance.queue_end,
         instance.flavor_queue_length,
         instance.flavor_queue_left,
     )

@@ -21,8 +21,8 @@ T0 = 1_800_000_000.0
 
 
 def fleet(n: int) -> list[Instance]:
-    """Notebooks of every shape the per-notebook metrics read: a stop time, only the time
-    left (whose line reads the fetch time), a queue, an error, resources, odd labels."""
+    """Notebooks of every shape the per-notebook metrics read: a stop time, auto-stop
+    without one, a queue, an error, resources, odd labels."""
     out = []
     for k in range(n):
         out.append(
@@ -36,14 +36,13 @@ def fleet(n: int) -> list[Instance]:
                 updated=T0 - 10 - k,
                 auto_stop=k % 5 != 0,
                 auto_stop_type="TIMING",
-                stop_timestamp=T0 + 3600 if k % 3 == 0 else None,
-                stop_remaining=1200.0 + k if k % 3 == 1 else None,
+                stop_timestamp=T0 + 3600 + k if k % 3 != 2 else None,
                 error="ModelArts.6404" if k % 4 == 2 else None,
                 reason="image pull failed" if k % 4 == 2 else "",
                 queued=k % 4 == 1,
                 queue_rank=float(k) if k % 4 == 1 else None,
                 queue_begin=T0 - 300 if k % 4 == 1 else None,
-                queue_remaining=600.0 if k % 4 == 1 else None,
+                queue_end=T0 + 600 if k % 4 == 1 else None,
                 cpu=8.0,
                 memory=32.0 * 2**30,
                 gpu=1.0 if k % 2 == 0 else None,
@@ -86,7 +85,6 @@ def test_a_snapshot_after_another_has_the_bytes_of_one_written_from_scratch(opti
     before = fleet(40)
     first = Snapshot(PROJECT, tuple(before), T0, options)
     after = tuple(next_listing(before))
-    # A later fetch time: the line read from the time left must move with it.
     reused = Snapshot(PROJECT, after, T0 + 30, options, previous=first)
     fresh = Snapshot(PROJECT, after, T0 + 30, options)
     assert render(reused) == render(fresh)
@@ -101,21 +99,18 @@ def test_unchanged_notebooks_are_not_written_again(monkeypatch):
     written: list[tuple[str, str]] = []
     original = InstanceMetric.instance_lines
 
-    def counting(self, instance, fetched_at, project_id):
+    def counting(self, instance, project_id):
         written.append((self.name, instance.id))
-        return original(self, instance, fetched_at, project_id)
+        return original(self, instance, project_id)
 
     monkeypatch.setattr(InstanceMetric, "instance_lines", counting)
     after = next_listing(before)
     Snapshot(PROJECT, tuple(after), T0 + 30, previous=first)
+    # The changed and the new notebooks, in every per-notebook metric; no other.
     changed = ["nb-10", "nb-3", "nb-59"]
-    clocked = [m for m in PER_SNAPSHOT if isinstance(m, InstanceMetric) and m.clocked]
-    assert [m.name for m in clocked] == ["modelarts_notebook_instance_auto_stop_timestamp_seconds"]
-    moving = {i.id for i in after if clocked[0].clocked(i)}  # type: ignore[misc]
-    assert moving and len(moving) < len(after)  # only the time left is known: remain_time
-    # The changed and the new notebooks; and those whose stop time moves with the fetch.
-    assert sorted({i for n, i in written if n != clocked[0].name}) == changed
-    assert {i for n, i in written if n == clocked[0].name} == moving | set(changed)
+    assert sorted({i for _, i in written}) == changed
+    per_instance = {m.name for m in PER_SNAPSHOT if isinstance(m, InstanceMetric)}
+    assert {n for n, i in written if i == "nb-3"} == per_instance
 
 
 def test_a_notebook_equal_but_not_the_same_object_is_written_again(monkeypatch):
@@ -128,7 +123,7 @@ def test_a_notebook_equal_but_not_the_same_object_is_written_again(monkeypatch):
     monkeypatch.setattr(
         InstanceMetric,
         "instance_lines",
-        lambda self, i, t, p: written.append(i.id) or original(self, i, t, p),
+        lambda self, i, p: written.append(i.id) or original(self, i, p),
     )
     Snapshot(PROJECT, copies, T0, previous=first)
     assert {i.id for i in before} <= set(written)
@@ -180,6 +175,5 @@ def test_a_metric_with_no_notebook_changed_shares_the_previous_bytes():
     shared = [
         m.name for m in per_instance if second.static_lines[m.name] is first.static_lines[m.name]
     ]
-    clocked = [m.name for m in per_instance if m.clocked]
-    assert sorted(shared) == sorted(m.name for m in per_instance if m.name not in clocked)
+    assert sorted(shared) == sorted(m.name for m in per_instance)
     assert render(second) == render(Snapshot(PROJECT, before, T0 + 30))

@@ -29,9 +29,23 @@ def test_the_vendor_list_example_parses():
 def test_the_vendor_detail_example_parses_as_an_instance():
     instance = InstanceRecord.model_validate_json(
         fixture_bytes("instance-detail.json")
-    ).to_instance()
+    ).to_instance(now=1594888072.0)
     assert instance.updated == 1594888070.775
-    assert instance.stop_remaining == 3336 and instance.workspace_id == "0"
+    # Both given: the timestamp wins over remain_time (3336 s from the answer).
+    assert instance.stop_timestamp == 1594891408.723 and instance.workspace_id == "0"
+
+
+def test_a_time_given_only_as_remain_time_counts_from_the_answer():
+    """`remain_time` is seconds left when the API answered (vendor example
+    list-instances.json: 3450 beside a stop_timestamp); without the timestamp the stop time
+    is the answer's time plus it, fixed from then on."""
+    doc = json.loads(fixture_bytes("list-instances.json"))
+    running = doc["instances"][0]
+    del running["spec"]["auto_stop"]["stop_timestamp"]
+    running["queuing_info"] = {"status": "CREATE_QUEUING", "remain_time": 60}
+    instance = parse_page(json.dumps(doc).encode(), now=1_800_000_000.0).instances[0]
+    assert instance.stop_timestamp == 1_800_000_000.0 + 3450
+    assert instance.queue_end == 1_800_000_000.0 + 60
 
 
 def test_total_count_as_string_and_timestamps_as_numbers():

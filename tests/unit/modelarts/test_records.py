@@ -10,8 +10,15 @@ import pytest
 from exporter.modelarts.demanager import parse_page
 from exporter.modelarts.flavors import Flavor
 from exporter.modelarts.notebooks import parse_notebooks_page
-from exporter.modelarts.records import MalformedResponse, RecordMemo, record_digest
+from exporter.modelarts.records import (
+    TICK_TOLERANCE,
+    MalformedResponse,
+    RecordMemo,
+    record_digest,
+)
 from tests.support.tools import fixture_bytes
+
+T = 1_800_000_000.0  # when the API answered
 
 
 def test_an_unchanged_record_is_not_read_again_and_a_changed_one_is():
@@ -73,33 +80,66 @@ def test_a_body_that_is_no_list_response_is_malformed(body):
         parse_page(body)
 
 
-def test_a_record_that_differs_only_in_remain_time_is_not_read_again():
+def test_a_record_whose_remain_time_ticks_with_the_clock_is_not_read_again():
     """The API recomputes `remain_time` (seconds until the stop or queue end) at every
     listing (vendor example list-instances.json: `auto_stop.remain_time` beside
     `stop_timestamp`): a running notebook's record changes every second without changing."""
     doc = json.loads(fixture_bytes("list-instances.json"))
     memo = RecordMemo()
     memo.start()
-    first = parse_page(json.dumps(doc).encode(), memo).instances
+    first = parse_page(json.dumps(doc).encode(), memo, now=T).instances
     running = next(r for r in doc["instances"] if "remain_time" in r["spec"]["auto_stop"])
     running["spec"]["auto_stop"]["remain_time"] -= 30
     memo.start()
-    second = parse_page(json.dumps(doc).encode(), memo).instances
+    second = parse_page(json.dumps(doc).encode(), memo, now=T + 30).instances
     assert [a is b for a, b in zip(first, second, strict=True)] == [True] * len(first)
 
 
-def test_a_record_whose_times_come_from_remain_time_alone_is_read_again():
+def listing_with_remain_time_only() -> tuple[dict, dict]:
     doc = json.loads(fixture_bytes("list-instances.json"))
     running = next(r for r in doc["instances"] if "remain_time" in r["spec"]["auto_stop"])
     del running["spec"]["auto_stop"]["stop_timestamp"]
+    return doc, running["spec"]["auto_stop"]
+
+
+def first_instance(doc: dict, memo: RecordMemo, now: float):
+    memo.start()
+    return parse_page(json.dumps(doc).encode(), memo, now=now).instances[0]
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "remain"), [(30, 3420), (31, 3420), (30, 3421), (30, 3418), (30, 3423), (28, 3417)]
+)
+def test_a_time_known_from_remain_time_alone_is_kept_while_it_points_at_the_same_time(
+    elapsed, remain
+):
+    """Without a stop_timestamp the stop time is the answer's time plus remain_time: the
+    record is taken for the same while that stays within TICK_TOLERANCE, and read again
+    (a new stop time) when it moved further: its auto-stop was changed."""
+    doc, auto_stop = listing_with_remain_time_only()
     memo = RecordMemo()
-    memo.start()
-    before = {i.id: i for i in parse_page(json.dumps(doc).encode(), memo).instances}
-    running["spec"]["auto_stop"]["remain_time"] -= 30
-    memo.start()
-    after = {i.id: i for i in parse_page(json.dumps(doc).encode(), memo).instances}
-    old, new = before[running["id"]], after[running["id"]]
-    assert new is not old and new.stop_remaining == old.stop_remaining - 30
+    before = first_instance(doc, memo, T)
+    assert before.stop_timestamp == T + 3450
+    auto_stop["remain_time"] = remain
+    after = first_instance(doc, memo, T + elapsed)
+    kept = abs(elapsed + remain - 3450) <= TICK_TOLERANCE
+    assert (after is before) is kept
+    assert after.stop_timestamp == (T + 3450 if kept else T + elapsed + remain)
+    auto_stop["remain_time"] = remain - 30
+    assert first_instance(doc, memo, T + elapsed + 30) is after  # a listing later, the same
+
+
+def test_small_moves_of_a_time_add_up_and_are_read_in_the_end():
+    """Compared with the time the record was read with, not the last listing's: a time
+    that keeps moving a little is read again once it moved more than the tolerance."""
+    doc, auto_stop = listing_with_remain_time_only()
+    memo = RecordMemo()
+    first = first_instance(doc, memo, T)
+    auto_stop["remain_time"] = 3450 - 30 + 1.5
+    assert first_instance(doc, memo, T + 30) is first
+    auto_stop["remain_time"] = 3450 - 60 + 3
+    third = first_instance(doc, memo, T + 60)
+    assert third is not first and third.stop_timestamp == T + 3453
 
 
 @pytest.mark.parametrize(
