@@ -51,7 +51,7 @@ from exporter.modelarts.client import FEATURES, USER_AGENT, ListQuery
 from exporter.modelarts.notebooks import PAGE_SIZE as PAGE_SIZE_V2
 from exporter.simulator import DEMO_AK, DEMO_PROJECT_ID, DEMO_SK
 
-CHUNK = 256 * 1024  # as the exporter reads a body (ModelArtsClient._read_body)
+CHUNK = 256 * 1024  # as the exporter reads a body (exporter/modelarts/transport.py)
 MAX_PAGES = 2000  # the exporter's hard stop
 TOTAL_COUNT = re.compile(rb'"total_count":\s*(\d+)')  # historical: at the start
 TOTAL = re.compile(rb'"total":\s*(\d+)\s*}\s*$')  # newer: at the end
