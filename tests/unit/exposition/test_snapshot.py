@@ -11,6 +11,7 @@ import weakref
 import pytest
 
 from exporter.config.series import SeriesOptions
+from exporter.exposition.changes import Changes
 from exporter.exposition.kinds import InstanceMetric
 from exporter.exposition.metrics import PER_SNAPSHOT
 from exporter.exposition.snapshot import Snapshot
@@ -177,3 +178,22 @@ def test_a_metric_with_no_notebook_changed_shares_the_previous_bytes():
     ]
     assert sorted(shared) == sorted(m.name for m in per_instance)
     assert render(second) == render(Snapshot(PROJECT, before, T0 + 30))
+
+
+def test_an_unchanged_fleet_shares_its_countdowns_and_its_counts_while_they_hold():
+    """The same notebooks in the same order: the countdowns and the block ends are the
+    previous snapshot's; the counts too, unless the flavors or the changes differ."""
+    before = tuple(fleet(30))
+    first = Snapshot(PROJECT, before, T0)
+    second = Snapshot(PROJECT, before, T0 + 30, previous=first)
+    assert second.countdowns is first.countdowns and second.block_ends is first.block_ends
+    counts = [m.name for m in PER_SNAPSHOT if not isinstance(m, InstanceMetric)]
+    assert all(second.static_lines[n] is first.static_lines[n] for n in counts)
+    moved = Changes(transitions={("RUNNING", "STOPPED"): 1})
+    third = Snapshot(PROJECT, before, T0 + 60, changes=moved, previous=second)
+    transitions = "modelarts_notebook_status_transitions_total"
+    assert third.static_lines[transitions] != second.static_lines[transitions]
+    assert render(third) == render(Snapshot(PROJECT, before, T0 + 60, changes=moved))
+    reordered = Snapshot(PROJECT, before[::-1], T0 + 90, previous=first)
+    assert reordered.countdowns is not first.countdowns
+    assert render(reordered) == render(Snapshot(PROJECT, before[::-1], T0 + 90))
