@@ -105,6 +105,10 @@ class Snapshot:
         before = {id(i): n for n, i in enumerate(previous.instances)} if previous else {}
         positions = [before.get(id(i)) for i in self.instances]
         unchanged = _runs(positions)
+        # The notebooks not found by identity (changed, or new), and where each one was
+        # before by its id: a metric whose lines for them came out the same is shared.
+        fresh = [n for n, position in enumerate(positions) if position is None]
+        was = {i.id: n for n, i in enumerate(previous.instances)} if previous and fresh else {}
         # Not one notebook changed (the same objects in the same order): what depends on
         # the notebooks alone is the previous snapshot's (`alike`), and what counts them
         # with the flavors and the changes too, where those are also the same (`counted`).
@@ -119,7 +123,7 @@ class Snapshot:
         for metric in PER_SNAPSHOT:
             if isinstance(metric, InstanceMetric) and self.exports(metric):
                 static[metric.name], lengths[metric.name] = self._per_instance(
-                    metric, previous, unchanged
+                    metric, previous, positions, unchanged, fresh, was
                 )
             elif counted is not None:
                 static[metric.name] = counted.static_lines[metric.name]
@@ -175,29 +179,49 @@ class Snapshot:
         return _text(self.series(metric)).encode("utf-8")
 
     def _per_instance(
-        self, metric: InstanceMetric, previous: Snapshot | None, runs: list[_Run]
+        self,
+        metric: InstanceMetric,
+        previous: Snapshot | None,
+        positions: list[int | None],
+        runs: list[_Run],
+        fresh: list[int],
+        was: dict[str, int],
     ) -> tuple[bytes, array[int]]:
         """A per-notebook metric's lines and each notebook's length; a run of unchanged
         notebooks copied from `previous` at once (a memoryview slice: no copy until the
-        join), the others written."""
+        join), the others written. `positions` and `runs` go by identity; a `fresh`
+        notebook whose lines in this metric are those it had (at `was[id]`) counts as
+        unchanged here, so that a metric no change shows in shares the previous bytes
+        (a stop time moved: only that metric is written again)."""
         kept = self._kept_labels(metric)
+        written = {n: _lines(metric, self.instances[n], self.project_id, kept) for n in fresh}
+        if previous is None or metric.name not in previous.lengths:
+            every = [
+                written[n] if n in written else _lines(metric, i, self.project_id, kept)
+                for n, i in enumerate(self.instances)
+            ]
+            return b"".join(every), array("I", map(len, every))
+        old_lengths = previous.lengths[metric.name]
+        old = memoryview(previous.static_lines[metric.name])
+        starts = list(accumulate(old_lengths, initial=0))
+        if written:
+            same = list(positions)
+            for n, chunk in written.items():
+                p = was.get(self.instances[n].id)
+                if p is not None and old[starts[p] : starts[p + 1]] == chunk:
+                    same[n] = p
+            runs = _runs(same)
+        if runs == [(0, len(old_lengths), 0)]:  # not one notebook's lines changed: shared
+            return previous.static_lines[metric.name], old_lengths
         chunks: list[bytes | memoryview] = []
         lengths = array("I")
-        old, old_lengths, starts = memoryview(b""), array("I"), [0]
-        if previous is not None and metric.name in previous.lengths:
-            old_lengths = previous.lengths[metric.name]
-            if runs == [(0, len(old_lengths), 0)]:  # not one notebook changed: shared
-                return previous.static_lines[metric.name], old_lengths
-            old = memoryview(previous.static_lines[metric.name])
-            starts = list(accumulate(old_lengths, initial=0))
-        for first, end, was in runs:
-            if was is not None:
-                chunks.append(old[starts[was] : starts[was + end - first]])
-                lengths.extend(old_lengths[was : was + end - first])
+        for first, end, at in runs:
+            if at is not None:
+                chunks.append(old[starts[at] : starts[at + end - first]])
+                lengths.extend(old_lengths[at : at + end - first])
                 continue
-            for instance in self.instances[first:end]:
-                lines = metric.instance_lines(instance, self.project_id)
-                chunk = _text(_shaped(lines, kept)).encode("utf-8")
+            for n in range(first, end):
+                chunk = written[n]
                 chunks.append(chunk)
                 lengths.append(len(chunk))
         return b"".join(chunks), lengths
@@ -253,6 +277,13 @@ def _runs(positions: Sequence[int | None]) -> list[_Run]:
     if positions:
         runs.append((first, len(positions), was))
     return runs
+
+
+def _lines(
+    metric: InstanceMetric, instance: Instance, project_id: str, kept: tuple[int, ...] | None
+) -> bytes:
+    """One notebook's lines of a per-notebook metric."""
+    return _text(_shaped(metric.instance_lines(instance, project_id), kept)).encode("utf-8")
 
 
 def _shaped(lines: Iterator[Line], kept: tuple[int, ...] | None) -> Iterator[Line]:

@@ -197,3 +197,18 @@ def test_an_unchanged_fleet_shares_its_countdowns_and_its_counts_while_they_hold
     reordered = Snapshot(PROJECT, before[::-1], T0 + 90, previous=first)
     assert reordered.countdowns is not first.countdowns
     assert render(reordered) == render(Snapshot(PROJECT, before[::-1], T0 + 90))
+
+
+def test_a_change_that_shows_in_one_metric_leaves_the_others_shared():
+    """A notebook read again whose lines came out the same in a metric (its stop time
+    moved: only the auto-stop timestamp shows it) costs that metric no copy."""
+    before = fleet(30)
+    first = Snapshot(PROJECT, tuple(before), T0)
+    after = list(before)
+    after[4] = dataclasses.replace(after[4], stop_timestamp=T0 + 7200)
+    second = Snapshot(PROJECT, tuple(after), T0 + 30, previous=first)
+    moved = "modelarts_notebook_instance_auto_stop_timestamp_seconds"
+    per_instance = [m.name for m in PER_SNAPSHOT if isinstance(m, InstanceMetric)]
+    shared = {n for n in per_instance if second.static_lines[n] is first.static_lines[n]}
+    assert shared == set(per_instance) - {moved}
+    assert render(second) == render(Snapshot(PROJECT, tuple(after), T0 + 30))
