@@ -170,10 +170,6 @@ class CountdownMetric(Metric):
     per_instance: ClassVar[bool] = True
     computed: ClassVar[str] = "per notebook, at scrape time"
 
-    def anchors(self, instances: Sequence[Instance]) -> list[tuple[str, Anchor]]:
-        found = ((i.id, self.anchor(i)) for i in instances)
-        return [(id_, anchor) for id_, anchor in found if anchor is not None]
-
 
 @dataclass(frozen=True)
 class ExporterMetric(Metric):

@@ -17,6 +17,7 @@ time: times the API gives relative to its answer are made absolute when they are
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import InitVar, dataclass, field
 from itertools import accumulate, pairwise
@@ -47,6 +48,8 @@ class Countdown:
     line_lengths: array[int] = field(default_factory=lambda: array("I"))
     a: array[float] = field(default_factory=lambda: array("d"))
     b: array[float] = field(default_factory=lambda: array("d"))
+    # Each line's notebook: its position in the snapshot's instances, ascending.
+    owners: array[int] = field(default_factory=lambda: array("I"))
 
     def values(self, second: int) -> list[int]:
         """The one countdown formula: `a + b·second` in whole seconds, never negative.
@@ -58,15 +61,6 @@ class Countdown:
     def lines(self, second: int) -> bytes:
         # One C-level formatting of every line at once: this runs every new second.
         return self.template % tuple(self.values(second))
-
-    def line_of(self) -> dict[str, memoryview]:
-        """Each notebook's line in the template, by id."""
-        starts = accumulate(self.line_lengths, initial=0)
-        template = memoryview(self.template)
-        return {
-            id_: template[start : start + length]
-            for id_, start, length in zip(self.ids, starts, self.line_lengths, strict=False)
-        }
 
 
 # Notebooks per block of `Snapshot.blocks`, on average: a block's member is ~10 kB to
@@ -103,12 +97,8 @@ class Snapshot:
         # Where each notebook was in the previous snapshot, by identity: both snapshots
         # hold their instances, so an `id()` found in both is the same object.
         before = {id(i): n for n, i in enumerate(previous.instances)} if previous else {}
-        positions = [before.get(id(i)) for i in self.instances]
-        unchanged = _runs(positions)
-        # The notebooks not found by identity (changed, or new), and where each one was
-        # before by its id: a metric whose lines for them came out the same is shared.
-        fresh = [n for n, position in enumerate(positions) if position is None]
-        was = {i.id: n for n, i in enumerate(previous.instances)} if previous and fresh else {}
+        diff = _Diff(previous, [before.get(id(i)) for i in self.instances])
+        unchanged = diff.runs
         # Not one notebook changed (the same objects in the same order): what depends on
         # the notebooks alone is the previous snapshot's (`alike`), and what counts them
         # with the flavors and the changes too, where those are also the same (`counted`).
@@ -123,7 +113,7 @@ class Snapshot:
         for metric in PER_SNAPSHOT:
             if isinstance(metric, InstanceMetric) and self.exports(metric):
                 static[metric.name], lengths[metric.name] = self._per_instance(
-                    metric, previous, positions, unchanged, fresh, was
+                    metric, previous, diff
                 )
             elif counted is not None:
                 static[metric.name] = counted.static_lines[metric.name]
@@ -133,7 +123,9 @@ class Snapshot:
             countdowns, ends = alike.countdowns, alike.block_ends
         else:
             old = previous.countdowns if previous is not None else {}
-            countdowns = {m.name: self._countdown(m, old.get(m.name)) for m in PER_SECOND}
+            countdowns = {
+                m.name: self._countdown(m, old.get(m.name), unchanged) for m in PER_SECOND
+            }
             ends = [n + 1 for n, i in enumerate(self.instances) if hash(i.id) % BLOCK == 0]
         object.__setattr__(self, "static_lines", static)
         object.__setattr__(self, "lengths", lengths)
@@ -179,22 +171,15 @@ class Snapshot:
         return _text(self.series(metric)).encode("utf-8")
 
     def _per_instance(
-        self,
-        metric: InstanceMetric,
-        previous: Snapshot | None,
-        positions: list[int | None],
-        runs: list[_Run],
-        fresh: list[int],
-        was: dict[str, int],
+        self, metric: InstanceMetric, previous: Snapshot | None, diff: _Diff
     ) -> tuple[bytes, array[int]]:
         """A per-notebook metric's lines and each notebook's length; a run of unchanged
         notebooks copied from `previous` at once (a memoryview slice: no copy until the
-        join), the others written. `positions` and `runs` go by identity; a `fresh`
-        notebook whose lines in this metric are those it had (at `was[id]`) counts as
-        unchanged here, so that a metric no change shows in shares the previous bytes
-        (a stop time moved: only that metric is written again)."""
+        join), the others written. A fresh notebook whose lines in this metric are those
+        it had counts as unchanged here, so that a metric no change shows in shares the
+        previous bytes (a stop time moved: only that metric is written again)."""
         kept = self._kept_labels(metric)
-        written = {n: _lines(metric, self.instances[n], self.project_id, kept) for n in fresh}
+        written = {n: _lines(metric, self.instances[n], self.project_id, kept) for n in diff.fresh}
         if previous is None or metric.name not in previous.lengths:
             every = [
                 written[n] if n in written else _lines(metric, i, self.project_id, kept)
@@ -204,13 +189,16 @@ class Snapshot:
         old_lengths = previous.lengths[metric.name]
         old = memoryview(previous.static_lines[metric.name])
         starts = list(accumulate(old_lengths, initial=0))
-        if written:
-            same = list(positions)
-            for n, chunk in written.items():
-                p = was.get(self.instances[n].id)
-                if p is not None and old[starts[p] : starts[p + 1]] == chunk:
-                    same[n] = p
-            runs = _runs(same)
+        runs = diff.runs
+        same = {}
+        for n, chunk in written.items():
+            p = diff.was.get(self.instances[n].id)
+            if p is not None and old[starts[p] : starts[p + 1]] == chunk:
+                same[n] = p
+        if same and len(same) == len(written) and diff.in_place(same):
+            runs = [(0, len(old_lengths), 0)]
+        elif same:
+            runs = _runs([same.get(n, p) for n, p in enumerate(diff.positions)])
         if runs == [(0, len(old_lengths), 0)]:  # not one notebook's lines changed: shared
             return previous.static_lines[metric.name], old_lengths
         chunks: list[bytes | memoryview] = []
@@ -226,30 +214,73 @@ class Snapshot:
                 lengths.append(len(chunk))
         return b"".join(chunks), lengths
 
-    def _countdown(self, metric: CountdownMetric, previous: Countdown | None) -> Countdown:
+    def _countdown(
+        self, metric: CountdownMetric, previous: Countdown | None, runs: list[_Run]
+    ) -> Countdown:
+        """A countdown metric's lines and anchors; those of a run of unchanged notebooks
+        copied from `previous` at once, as `_per_instance` copies lines."""
         if not self.exports(metric):
             return Countdown()
         names = ("project_id", *metric.labels)
-        found = metric.anchors(self.instances)
-        # A line's text depends on the notebook's id alone: the last snapshot's are kept.
-        known = previous.line_of() if previous is not None else {}
+        previous = previous or Countdown()
+        old_starts = list(accumulate(previous.line_lengths, initial=0))
+        old_template = memoryview(previous.template)
+        ids: list[str] = []
         lines: list[bytes | memoryview] = []
-        for id_, _ in found:
-            line: bytes | memoryview | None = known.get(id_)
-            if line is None:
-                prefix = series_prefix(metric.name, names, (self.project_id, id_))
+        lengths, owners, a, b = array("I"), array("I"), array("d"), array("d")
+        for first, end, was in runs:
+            if was is not None:  # its notebooks' entries, in order: a slice of each array
+                lo = bisect_left(previous.owners, was)
+                hi = bisect_left(previous.owners, was + end - first, lo)
+                ids.extend(previous.ids[lo:hi])
+                lines.append(old_template[old_starts[lo] : old_starts[hi]])
+                lengths.extend(previous.line_lengths[lo:hi])
+                owners.extend(n - was + first for n in previous.owners[lo:hi])
+                a.extend(previous.a[lo:hi])
+                b.extend(previous.b[lo:hi])
+                continue
+            for n in range(first, end):
+                instance = self.instances[n]
+                anchor = metric.anchor(instance)
+                if anchor is None:
+                    continue
+                prefix = series_prefix(metric.name, names, (self.project_id, instance.id))
                 line = (prefix.replace("%", "%%") + "%d\n").encode("utf-8")
-            lines.append(line)
-        return Countdown(
-            tuple(id_ for id_, _ in found),
-            b"".join(lines),
-            array("I", map(len, lines)),
-            array("d", (a for _, (a, _) in found)),
-            array("d", (b for _, (_, b) in found)),
-        )
+                ids.append(instance.id)
+                lines.append(line)
+                lengths.append(len(line))
+                owners.append(n)
+                a.append(anchor[0])
+                b.append(anchor[1])
+        return Countdown(tuple(ids), b"".join(lines), lengths, a, b, owners)
 
 
 _Run = tuple[int, int, "int | None"]  # notebooks [first, end), at `was` before (None: new)
+
+
+class _Diff:
+    """Where each notebook of a snapshot was in the previous one, by identity
+    (`positions`, in `runs`); the others (`fresh`: changed or new), and where each notebook
+    was by its id (`was`), for those."""
+
+    def __init__(self, previous: Snapshot | None, positions: list[int | None]) -> None:
+        self.positions = positions
+        self.runs = _runs(positions)
+        self.fresh = [n for n, position in enumerate(positions) if position is None]
+        self.was = (
+            {i.id: n for n, i in enumerate(previous.instances)} if previous and self.fresh else {}
+        )
+        # Every notebook found by identity at its own position, as many as before.
+        self._aligned = (
+            previous is not None
+            and len(previous.instances) == len(positions)
+            and all(at is None or at == first for first, _, at in self.runs)
+        )
+
+    def in_place(self, moved: dict[int, int]) -> bool:
+        """Whether, with the fresh notebooks at `moved` (all of them), every notebook is
+        where it was."""
+        return self._aligned and all(n == at for n, at in moved.items())
 
 
 def _alike(

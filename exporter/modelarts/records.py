@@ -220,30 +220,32 @@ def parse_records(
             left_out += 1
             continue
         digest, ticks = _digest(data)
-        anchors = tuple(None if t is None else now + t for t in ticks)
         found = memo.get(digest) if memo is not None else None
-        if found is not None and _same_times(found[1], anchors):
+        if found is not None and (found[1] == ticks == () or _same_times(found[1], ticks, now)):
             item, anchors = found  # the times it was read with, so that they never drift
         else:
             item = _read(bytes(data), record, convert)
             if item is None:
                 invalid += 1
                 continue
+            anchors = tuple(None if t is None else now + t for t in ticks)
         if memo is not None:
             memo.keep(digest, item, anchors)
         kept.append(item)
     return page, kept, invalid, left_out
 
 
-def _same_times(before: Anchors, now: Anchors) -> bool:
-    if before == now:
-        return True
-    if len(before) != len(now):
+def _same_times(anchors: Anchors, ticks: tuple[float | None, ...], now: float) -> bool:
+    """Whether each `remain_time` of `ticks`, counted from `now`, points at its anchor."""
+    if len(anchors) != len(ticks):
         return False
-    return all(
-        a == b or (a is not None and b is not None and abs(a - b) <= TICK_TOLERANCE)
-        for a, b in zip(before, now, strict=True)
-    )
+    for anchor, tick in zip(anchors, ticks, strict=True):
+        if anchor is None or tick is None:
+            if anchor is not tick:
+                return False
+        elif not abs(anchor - now - tick) <= TICK_TOLERANCE:  # NaN: never the same
+            return False
+    return True
 
 
 _TICKING = b'"remain_time"'
