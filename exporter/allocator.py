@@ -9,12 +9,17 @@ rises to that block's size, so the next ones come from the heap, which fragments
 does not shrink. docs/performance.md has the figures.
 
 `tune()` does what `MALLOC_ARENA_MAX=2` and `MALLOC_MMAP_THRESHOLD_=262144` in the
-environment do; a value set there wins. Elsewhere than glibc (musl, macOS) it does nothing.
+environment do; a value set there wins. `trim()`, after each refresh, hands back the
+pages that what the refresh freed left resident inside the heap (a heap shrinks only
+from its top by itself), so that the next refresh's peak starts lower: 8 MiB less at
+50,000 notebooks (docs/performance.md). Elsewhere than glibc (musl, macOS) both do
+nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -27,19 +32,37 @@ SETTINGS = {
 }
 
 
-def tune() -> dict[str, int]:
-    """Applies SETTINGS not already given in the environment; returns what it applied."""
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
-        return {}
+        return None
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only: musl has mallopt but ignores these  # noqa: B018
-        mallopt = libc.mallopt
+        libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
     except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def tune() -> dict[str, int]:
+    """Applies SETTINGS not already given in the environment; returns what it applied."""
+    libc = _glibc()
+    if libc is None:
         return {}
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mallopt = libc.mallopt
     applied = {}
     for name, (parameter, value) in SETTINGS.items():
         if name not in os.environ and mallopt(parameter, value) == 1:
             applied[name] = value
     return applied
+
+
+def trim() -> bool:
+    """Returns the heap's free pages to the system; whether there was a glibc to ask."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True

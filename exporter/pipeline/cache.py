@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from exporter import allocator
 from exporter.config.series import SeriesOptions
 from exporter.exposition.changes import Changes
 from exporter.exposition.snapshot import Snapshot
@@ -123,6 +124,18 @@ class SnapshotCache:
 
     def _run(self, flight: _Flight) -> None:
         try:
+            self._refresh(flight)
+        finally:
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
+        # What the refresh's pages of records held, freed by now: not left resident
+        # under the next refresh's peak. After the flight: no scrape waits for it.
+        allocator.trim()
+
+    def _refresh(self, flight: _Flight) -> None:
+        try:
             listing = self._fetch()
         except ApiError as err:
             self._failed(flight, err)
@@ -131,11 +144,6 @@ class SnapshotCache:
             self._failed(flight, None)
         else:
             self._succeeded(flight, listing)
-        finally:
-            with self._lock:
-                if self._flight is flight:
-                    self._flight = None
-            flight.done.set()
 
     def _check_overdue(self, flight: _Flight) -> None:
         """A refresh running longer than `give_up` is counted as failed, once; its listing
