@@ -46,11 +46,16 @@ class Instance:
     accelerator: str = ""  # the GPU or NPU model: T4, A100, Ascend910B
 
     def __post_init__(self) -> None:
-        # Statuses, flavors, pools, users and images repeat across a fleet: share them.
+        # Statuses, flavors, pools, users and images repeat across a fleet: share them;
+        # and the few sizes flavors give (each float is an object of 24 bytes).
         for name in _INTERNED:
             value = getattr(self, name)
             if type(value) is str:
                 object.__setattr__(self, name, sys.intern(value))
+        for name in _SIZES:
+            value = getattr(self, name)
+            if type(value) is float:
+                object.__setattr__(self, name, _shared(value))
 
 
 REASON_LENGTH = 100  # a label value: long enough to read, short enough to stay a label
@@ -58,3 +63,15 @@ REASON_LENGTH = 100  # a label value: long enough to read, short enough to stay 
 _INTERNED = tuple(
     f.name for f in fields(Instance) if f.type == "str" and f.name not in ("id", "name")
 )
+_SIZES = ("cpu", "memory", "gpu", "npu")
+_SHARED: dict[float, float] = {}
+_MAX_SHARED = 4096  # sizes come from a few flavors; a bound all the same
+
+
+def _shared(value: float) -> float:
+    found = _SHARED.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED) < _MAX_SHARED and value == value:  # NaN never finds itself
+        _SHARED[value] = value
+    return value
