@@ -15,6 +15,7 @@ from typing import Any
 from bench.plan import VARIANTS
 
 SIZES = (1_000, 10_000, 50_000)  # the sizes of a full run
+MIB = 1024 * 1024  # the figures are in MiB (VmHWM), the RSS target in MB
 E2E_SLOW_TEST = (
     "tests/integration/test_e2e.py::test_a_fleet_slower_to_list_than_the_budget_still_gets_up"
 )
@@ -85,10 +86,10 @@ def targets(
                 lambda x, limit=limit: x <= limit,
             )
     add(
-        "50k: peak RSS <= 250 MiB (VmHWM, any phase, bursts of 50 included; MiB, stricter than MB)",
+        "50k: peak RSS <= 250 MB (VmHWM, any phase, bursts of 50 included) [MB, MiB]",
         by_size.get(50_000),
-        lambda r: round(r["rss_mb"]["peak"], 1),
-        lambda x: x <= 250,
+        lambda r: (round(r["rss_mb"]["peak"] * MIB / 1e6, 1), round(r["rss_mb"]["peak"], 1)),
+        lambda x: x[0] <= 250,
     )
     label = f"{many['targets']}x{_k(many['instances'])}" if many else "20x5k"
     add(
