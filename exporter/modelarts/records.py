@@ -204,8 +204,19 @@ def parse_records(
     that time). A memo knows a record by its bytes without those values (`digest`), and
     takes it for the same record when every `remain_time` still points at the same time
     (`TICK_TOLERANCE`): a running notebook is not read again because a second went by, a
-    stop time that moved is.
+    stop time that moved is. A whole page is known the same way (where no record is left
+    out): one digest of the page instead of one per record, when nothing on it changed.
     """
+    whole: tuple[bytes, tuple[float | None, ...]] | None = None
+    if memo is not None and not listed:
+        whole = _digest(body)
+        known = memo.get(b"page:" + whole[0])
+        if known is not None and _same_times(known[1], whole[1], now):
+            result, its_digests, its_anchors = known[0]
+            for digest, item, anchors in zip(its_digests, result[1], its_anchors, strict=True):
+                memo.keep(digest, item, anchors)  # for the next listing, as if read
+            memo.keep(b"page:" + whole[0], known[0], known[1])
+            return result[0], list(result[1]), result[2], result[3]
     try:
         page = msgspec.json.decode(body, type=envelope)
         records: list[Any] = getattr(page, field) or []  # msgspec.Raw: views, not copies
@@ -214,6 +225,8 @@ def parse_records(
     except (msgspec.ValidationError, RecursionError) as err:
         raise MalformedResponse(_short_reason(err)) from None
     kept: list[T] = []
+    digests: list[bytes] = []
+    anchors_of: list[Anchors] = []
     invalid = left_out = 0
     for data in records:
         if listed and key(data) in listed:  # before any digest: the cheapest way out
@@ -232,6 +245,12 @@ def parse_records(
         if memo is not None:
             memo.keep(digest, item, anchors)
         kept.append(item)
+        digests.append(digest)
+        anchors_of.append(anchors)
+    if memo is not None and whole is not None:
+        page_anchors = tuple(None if t is None else now + t for t in whole[1])
+        result = (page, list(kept), invalid, left_out)
+        memo.keep(b"page:" + whole[0], (result, digests, anchors_of), page_anchors)
     return page, kept, invalid, left_out
 
 
