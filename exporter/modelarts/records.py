@@ -249,7 +249,10 @@ def parse_records(
         anchors_of.append(anchors)
     if memo is not None and whole is not None:
         page_anchors = tuple(None if t is None else now + t for t in whole[1])
-        result = (page, list(kept), invalid, left_out)
+        # The envelope without its records: they are views of the body, which would be
+        # kept whole with them.
+        bare = msgspec.structs.replace(page, **{field: None})
+        result = (bare, list(kept), invalid, left_out)
         memo.keep(b"page:" + whole[0], (result, digests, anchors_of), page_anchors)
     return page, kept, invalid, left_out
 

@@ -4,6 +4,7 @@ and records unchanged since the last listing not read again."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -158,3 +159,37 @@ def test_small_moves_of_a_time_add_up_and_are_read_in_the_end():
 )
 def test_the_digest_leaves_out_remain_time_values_only(a, b, same):
     assert (record_digest(a) == record_digest(b)) is same
+
+
+def tick(doc: dict, seconds: int) -> None:
+    for record in doc["instances"]:
+        if "remain_time" in record["spec"]["auto_stop"]:
+            record["spec"]["auto_stop"]["remain_time"] -= seconds
+
+
+def test_an_unchanged_page_is_taken_whole_and_its_records_stay_known():
+    doc = json.loads(fixture_bytes("list-instances.json"))
+    memo = RecordMemo()
+    memo.start()
+    first = parse_page(json.dumps(doc).encode(), memo, now=T).instances
+    for later in (30, 60):  # the page again, remain_time ticking with the clock
+        tick(doc, 30)
+        memo.start()
+        page = parse_page(json.dumps(doc).encode(), memo, now=T + later)
+        assert [a is b for a, b in zip(first, page.instances, strict=True)] == [True, True]
+    # Its records are still known one by one: a page where one changed reads that one.
+    doc["instances"][1]["status"] = "STARTING"
+    tick(doc, 30)
+    memo.start()
+    again = parse_page(json.dumps(doc).encode(), memo, now=T + 90).instances
+    assert again[0] is first[0] and again[1].status == "STARTING"
+
+
+def test_the_memo_keeps_nothing_of_a_page_body():
+    """Records are views of their body (msgspec.Raw): kept, they would keep it whole."""
+    body = fixture_bytes("list-instances.json")
+    before = sys.getrefcount(body)
+    memo = RecordMemo()
+    memo.start()
+    parse_page(body, memo, now=T)
+    assert sys.getrefcount(body) == before
