@@ -94,10 +94,7 @@ class Snapshot:
             self.options,
         ):
             previous = None
-        # Where each notebook was in the previous snapshot, by identity: both snapshots
-        # hold their instances, so an `id()` found in both is the same object.
-        before = {id(i): n for n, i in enumerate(previous.instances)} if previous else {}
-        diff = _Diff(previous, [before.get(id(i)) for i in self.instances])
+        diff = _Diff(previous, self.instances)
         unchanged = diff.runs
         # Not one notebook changed (the same objects in the same order): what depends on
         # the notebooks alone is the previous snapshot's (`alike`), and what counts them
@@ -260,16 +257,33 @@ _Run = tuple[int, int, "int | None"]  # notebooks [first, end), at `was` before 
 
 class _Diff:
     """Where each notebook of a snapshot was in the previous one, by identity
-    (`positions`, in `runs`); the others (`fresh`: changed or new), and where each notebook
-    was by its id (`was`), for those."""
+    (`positions`, in `runs`: both snapshots hold their instances, so an object found in
+    both is the same); the others (`fresh`: changed or new), and where those were by their
+    id (`was`). Built at the peak of a refresh's memory, next to two snapshots: where no
+    notebook came or went, by walking both lists side by side, without a map of either."""
 
-    def __init__(self, previous: Snapshot | None, positions: list[int | None]) -> None:
-        self.positions = positions
+    def __init__(self, previous: Snapshot | None, instances: Sequence[Instance]) -> None:
+        old = previous.instances if previous is not None else ()
+        positions: list[int | None] = []
+        shifted = len(old) != len(instances)
+        for n, (was, now) in enumerate(zip(old, instances, strict=False)):
+            if was is now:
+                positions.append(n)
+            else:
+                positions.append(None)
+                shifted = shifted or was.id != now.id
+        positions += [None] * (len(instances) - len(positions))
+        fresh = [n for n, position in enumerate(positions) if position is None]
+        if shifted and old:  # notebooks came or went: looked up, the moved and the changed
+            where = {id(i): n for n, i in enumerate(old)}
+            positions = [where.get(id(i)) for i in instances]
+            fresh = [n for n, position in enumerate(positions) if position is None]
+            ids = {instances[n].id for n in fresh}
+            self.was = {i.id: n for n, i in enumerate(old) if i.id in ids}
+        else:  # a changed notebook is where it was
+            self.was = {instances[n].id: n for n in fresh if n < len(old)}
+        self.positions, self.fresh = positions, fresh
         self.runs = _runs(positions)
-        self.fresh = [n for n, position in enumerate(positions) if position is None]
-        self.was = (
-            {i.id: n for n, i in enumerate(previous.instances)} if previous and self.fresh else {}
-        )
         # Every notebook found by identity at its own position, as many as before.
         self._aligned = (
             previous is not None

@@ -130,8 +130,8 @@ class SnapshotCache:
                 if self._flight is flight:
                     self._flight = None
             flight.done.set()
-        # What the refresh's pages of records held, freed by now: not left resident
-        # under the next refresh's peak. After the flight: no scrape waits for it.
+        # What building the snapshot freed: not left resident under the next refresh's
+        # peak. After the flight: no scrape waits for it.
         allocator.trim()
 
     def _refresh(self, flight: _Flight) -> None:
@@ -143,6 +143,7 @@ class SnapshotCache:
             log.exception("refresh failed unexpectedly project_id=%s", self.project_id)
             self._failed(flight, None)
         else:
+            allocator.trim()  # the pages read are freed: the snapshot's peak starts lower
             self._succeeded(flight, listing)
 
     def _check_overdue(self, flight: _Flight) -> None:
