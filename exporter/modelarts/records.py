@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -149,8 +149,8 @@ class RecordMemo:
     """
 
     def __init__(self) -> None:
-        self._last: dict[bytes, tuple[Any, Anchors]] = {}
-        self._now: dict[bytes, tuple[Any, Anchors]] = {}
+        self._last: dict[bytes, Entry] = {}
+        self._now: dict[bytes, Entry] = {}
         self._generation: object = None
 
     def start(self, generation: object = None) -> None:
@@ -159,12 +159,16 @@ class RecordMemo:
         self._last, self._now = (self._now if same else {}), {}
         self._generation = generation
 
-    def get(self, key: bytes) -> tuple[Any, Anchors] | None:
+    def get(self, key: bytes) -> Entry | None:
         found = self._now.get(key)
         return found if found is not None else self._last.get(key)
 
-    def keep(self, key: bytes, item: Any, anchors: Anchors = ()) -> None:
-        self._now[key] = (item, anchors)
+    def keep(self, key: bytes, entry: Entry) -> None:
+        self._now[key] = entry
+
+    def keep_all(self, keys: Iterable[bytes], entries: Iterable[Entry]) -> None:
+        """Entries kept again as they were: no new object for each (50,000 of them)."""
+        self._now.update(zip(keys, entries, strict=True))
 
     def finish(self) -> None:
         """The listing is complete: what only earlier listings had is let go."""
@@ -177,6 +181,7 @@ class RecordMemo:
 TICK_TOLERANCE = 2.0  # seconds
 
 Anchors = tuple["float | None", ...]  # listing time + each `remain_time` of a record
+Entry = tuple[Any, Anchors]  # what a record became, and its anchors
 
 
 def parse_records(
@@ -212,10 +217,9 @@ def parse_records(
         whole = _digest(body)
         known = memo.get(b"page:" + whole[0])
         if known is not None and _same_times(known[1], whole[1], now):
-            result, its_digests, its_anchors = known[0]
-            for digest, item, anchors in zip(its_digests, result[1], its_anchors, strict=True):
-                memo.keep(digest, item, anchors)  # for the next listing, as if read
-            memo.keep(b"page:" + whole[0], known[0], known[1])
+            result, its_digests, its_entries = known[0]
+            memo.keep_all(its_digests, its_entries)  # for the next listing, as if read
+            memo.keep(b"page:" + whole[0], known)
             return result[0], list(result[1]), result[2], result[3]
     try:
         page = msgspec.json.decode(body, type=envelope)
@@ -226,7 +230,7 @@ def parse_records(
         raise MalformedResponse(_short_reason(err)) from None
     kept: list[T] = []
     digests: list[bytes] = []
-    anchors_of: list[Anchors] = []
+    entries: list[Entry] = []
     invalid = left_out = 0
     for data in records:
         if listed and key(data) in listed:  # before any digest: the cheapest way out
@@ -235,25 +239,25 @@ def parse_records(
         digest, ticks = _digest(data)
         found = memo.get(digest) if memo is not None else None
         if found is not None and (found[1] == ticks == () or _same_times(found[1], ticks, now)):
-            item, anchors = found  # the times it was read with, so that they never drift
+            entry = found  # with the times it was read with, so that they never drift
         else:
             item = _read(bytes(data), record, convert)
             if item is None:
                 invalid += 1
                 continue
-            anchors = tuple(None if t is None else now + t for t in ticks)
+            entry = (item, tuple(None if t is None else now + t for t in ticks))
         if memo is not None:
-            memo.keep(digest, item, anchors)
-        kept.append(item)
+            memo.keep(digest, entry)
+        kept.append(entry[0])
         digests.append(digest)
-        anchors_of.append(anchors)
+        entries.append(entry)
     if memo is not None and whole is not None:
         page_anchors = tuple(None if t is None else now + t for t in whole[1])
         # The envelope without its records: they are views of the body, which would be
         # kept whole with them.
         bare = msgspec.structs.replace(page, **{field: None})
         result = (bare, list(kept), invalid, left_out)
-        memo.keep(b"page:" + whole[0], (result, digests, anchors_of), page_anchors)
+        memo.keep(b"page:" + whole[0], ((result, digests, entries), page_anchors))
     return page, kept, invalid, left_out
 
 
@@ -271,33 +275,24 @@ def _same_times(anchors: Anchors, ticks: tuple[float | None, ...], now: float) -
 
 
 _TICKING = b'"remain_time"'
-_VALUE = re.compile(rb"\s*:\s*(-?[0-9][0-9.eE+-]*|null)")
+# The key and its value (not text inside a string: a value must follow).
+_TICK = re.compile(rb'"remain_time"\s*:\s*(-?[0-9][0-9.eE+-]*|null)')
 
 
 def record_digest(record: Any) -> bytes:
-    """A 128-bit BLAKE2b digest of a record's bytes, less the values of `remain_time`."""
+    """A 128-bit BLAKE2b digest of a record's bytes, less its `remain_time` values."""
     return _digest(record)[0]
 
 
-def _digest(record: Any) -> tuple[bytes, tuple[float | None, ...]]:
-    """`record_digest`, and the values it left out, in order."""
-    data = bytes(record)
-    start = data.find(_TICKING)
-    if start < 0:  # most records: one pass, no copy of their parts
+def _digest(data: Any) -> tuple[bytes, tuple[float | None, ...]]:
+    """`record_digest` of a record or a whole page, and the values it left out, in order.
+    The bytes are hashed in one call (which lets the GIL go, for a page, once)."""
+    data = bytes(data)
+    if _TICKING not in data:  # most records: one pass, no copy
         return hashlib.blake2b(data, digest_size=16).digest(), ()
-    digest = hashlib.blake2b(digest_size=16)
-    view = memoryview(data)
-    ticks: list[float | None] = []
-    done = 0
-    while start >= 0:
-        value = _VALUE.match(data, start + len(_TICKING))
-        if value is not None:  # a key followed by its value (not text inside a string)
-            digest.update(view[done : start + len(_TICKING)])
-            done = value.end()
-            ticks.append(_tick(value.group(1)))
-        start = data.find(_TICKING, start + len(_TICKING))
-    digest.update(view[done:])
-    return digest.digest(), tuple(ticks)
+    parts = _TICK.split(data)  # the text between, and each value
+    digest = hashlib.blake2b(b"".join(parts[::2]), digest_size=16).digest()
+    return digest, tuple(_tick(value) for value in parts[1::2])
 
 
 def _tick(text: bytes) -> float | None:
