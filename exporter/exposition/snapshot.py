@@ -99,7 +99,7 @@ class Snapshot:
         # Not one notebook changed (the same objects in the same order): what depends on
         # the notebooks alone is the previous snapshot's (`alike`), and what counts them
         # with the flavors and the changes too, where those are also the same (`counted`).
-        alike = _alike(previous, self.instances, unchanged)
+        alike = previous if diff.none_changed else None
         counted = (
             alike
             if alike and (alike.flavors, alike.changes) == (self.flavors, self.changes)
@@ -290,20 +290,13 @@ class _Diff:
             and len(previous.instances) == len(positions)
             and all(at is None or at == first for first, _, at in self.runs)
         )
+        # The very same notebooks, in the same order.
+        self.none_changed = self._aligned and bool(positions) and not fresh
 
     def in_place(self, moved: dict[int, int]) -> bool:
         """Whether, with the fresh notebooks at `moved` (all of them), every notebook is
         where it was."""
         return self._aligned and all(n == at for n, at in moved.items())
-
-
-def _alike(
-    previous: Snapshot | None, instances: Sequence[Instance], runs: list[_Run]
-) -> Snapshot | None:
-    """`previous` when it holds the very `instances`, in the same order."""
-    if previous is None or len(previous.instances) != len(instances) or not instances:
-        return None
-    return previous if runs == [(0, len(instances), 0)] else None
 
 
 def _runs(positions: Sequence[int | None]) -> list[_Run]:

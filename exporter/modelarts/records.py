@@ -245,20 +245,24 @@ def parse_records(
             if item is None:
                 invalid += 1
                 continue
-            entry = (item, tuple(None if t is None else now + t for t in ticks))
+            entry = (item, _anchored(ticks, now))
         if memo is not None:
             memo.keep(digest, entry)
         kept.append(entry[0])
         digests.append(digest)
         entries.append(entry)
     if memo is not None and whole is not None:
-        page_anchors = tuple(None if t is None else now + t for t in whole[1])
         # The envelope without its records: they are views of the body, which would be
         # kept whole with them.
         bare = msgspec.structs.replace(page, **{field: None})
         result = (bare, list(kept), invalid, left_out)
-        memo.keep(b"page:" + whole[0], ((result, digests, entries), page_anchors))
+        memo.keep(b"page:" + whole[0], ((result, digests, entries), _anchored(whole[1], now)))
     return page, kept, invalid, left_out
+
+
+def _anchored(ticks: tuple[float | None, ...], now: float) -> Anchors:
+    """The times `remain_time` values counted from `now` point at."""
+    return tuple(None if tick is None else now + tick for tick in ticks)
 
 
 def _same_times(anchors: Anchors, ticks: tuple[float | None, ...], now: float) -> bool:
