@@ -81,11 +81,7 @@ class TargetSet:
 
     def statuses(self, names: Iterable[str] | None = None) -> list[TargetStatus]:
         """Each target's status, refreshing the expired ones side by side."""
-        targets = self._targets  # one consistent set, even while a reload swaps it
-        if names is None:
-            chosen = list(targets.values())
-        else:
-            chosen = [targets[n] for n in names if n in targets]
+        chosen = self._chosen(names)
         pool = self._pool
         if len(chosen) <= 1 or pool is None:
             return [t.cache.status() for t in chosen]
@@ -93,9 +89,14 @@ class TargetSet:
 
     def peek(self, names: Iterable[str] | None = None) -> list[TargetStatus]:
         """Each target's status as it is, never refreshing (what is rendered ahead)."""
-        targets = self._targets
-        chosen = targets.values() if names is None else (targets[n] for n in names if n in targets)
-        return [t.cache.peek() for t in chosen]
+        return [t.cache.peek() for t in self._chosen(names)]
+
+    def _chosen(self, names: Iterable[str] | None) -> list[Target]:
+        """The targets of `names` (all when None) that exist."""
+        targets = self._targets  # one consistent set, even while a reload swaps it
+        if names is None:
+            return list(targets.values())
+        return [targets[n] for n in names if n in targets]
 
     def ready(self) -> bool:
         """Some target has data fresh enough to serve; or there is no target at all (a
