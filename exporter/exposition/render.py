@@ -154,11 +154,7 @@ class Renderer:
         )
         # Keys hold the snapshots themselves (compared by identity): never a stale hit.
         with self._lock:
-            static = self._static.setdefault(fmt.name, _Slot()).get(
-                snapshots, lambda: _static_section(snapshots, fmt)
-            )
-            parts = self._countdowns.setdefault(fmt.name, _Countdowns())
-            countdowns = parts.get(snapshots, second)
+            static, parts, countdowns = self._cached(fmt, snapshots, second)
             if countdowns is None:  # not made ahead: written now, as for any new second
                 self.inline_countdowns += 1
                 section = _countdown_section(snapshots, fmt, second)
@@ -213,11 +209,7 @@ class Renderer:
             return
         snapshots = _snapshots(self._peek())
         with self._lock:  # the static part's chunks: no copy, nothing to write
-            static = self._static.setdefault(fmt.name, _Slot()).get(
-                snapshots, lambda: _static_section(snapshots, fmt)
-            )
-            parts = self._countdowns.setdefault(fmt.name, _Countdowns())
-            countdowns = parts.get(snapshots, second)
+            static, parts, countdowns = self._cached(fmt, snapshots, second)
         if gzip:  # a new set of snapshots, compressed before the scrape that needs it
             self._compress_static(static, static.value, fmt)
         if countdowns is None:
@@ -226,6 +218,17 @@ class Renderer:
                 countdowns = parts.put(snapshots, second, section, now)
         if gzip:
             self._compress(countdowns, countdowns.value, 1)
+
+    def _cached(
+        self, fmt: Format, snapshots: tuple[Snapshot, ...], second: int
+    ) -> tuple[_Slot, _Countdowns, _Slot | None]:
+        """Under the lock: the static part of `snapshots` (its chunks made if new), the
+        format's countdown parts, and that of `second` if it is there."""
+        static = self._static.setdefault(fmt.name, _Slot()).get(
+            snapshots, lambda: _static_section(snapshots, fmt)
+        )
+        parts = self._countdowns.setdefault(fmt.name, _Countdowns())
+        return static, parts, parts.get(snapshots, second)
 
     def _compress(self, slot: _Slot, part: Any, level: int) -> bytes:
         # The countdowns are compressed every second: the fastest level, a third of the
