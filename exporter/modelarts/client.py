@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -211,12 +211,15 @@ class ModelArtsClient:
         refresh = _Refresh(self._clock() + self.refresh_timeout)
         self._historical_memo.start()
         pages: list[Page] = []
-        # Where both APIs list a notebook, the historical one's record is kept: it alone
-        # tells queue rank, flavor sales and error codes.
+        # Each notebook once, the first copy of it: instances shift between pages while
+        # we read. Where both APIs list a notebook, the historical one's record is kept:
+        # it alone tells queue rank, flavor sales and error codes.
+        seen: dict[str, Instance] = {}
         if self.api in ("demanager", "both") or (
             self.api == "auto" and self._clock() >= self._historical_until
         ):
             pages += self._historical_pages(refresh)
+            _keep_first(pages, seen)
         self._historical_memo.finish()
         flavors: tuple[Flavor, ...] = ()
         if self.api in ("notebooks", "both", "auto"):
@@ -224,7 +227,8 @@ class ModelArtsClient:
             lookup = {flavor.name: flavor for flavor in flavors}
             # The newer list's records of notebooks the historical one had are left out
             # unread (and not kept: half the memory of a fleet that both lists).
-            listed = {same_notebook(i.id) for page in pages for i in page.instances}
+            listed = seen.keys()  # a view: seen takes the newer pages only once all are read
+            newer: list[Page] = []
             self._notebooks_memo.start(generation=flavors)  # records are joined with them
             for feature in FEATURES:
                 fetch = functools.partial(
@@ -234,13 +238,10 @@ class ModelArtsClient:
                     listed=listed,
                     refresh=refresh,
                 )
-                pages += self._paginate(fetch, PAGE_SIZE_V2)
+                newer += self._paginate(fetch, PAGE_SIZE_V2)
             self._notebooks_memo.finish()
-        seen: dict[str, Instance] = {}
-        for page in pages:
-            for instance in page.instances:
-                # Instances shift between pages while we read: keep the first copy only.
-                seen.setdefault(same_notebook(instance.id), instance)
+            _keep_first(newer, seen)
+            pages += newer
         return Listing(list(seen.values()), sum(p.invalid for p in pages), flavors)
 
     def _historical_pages(self, refresh: _Refresh) -> list[Page]:
@@ -356,7 +357,7 @@ class ModelArtsClient:
         number: int,
         feature: str,
         flavors: dict[str, Flavor],
-        listed: set[str],
+        listed: Container[str],
         refresh: _Refresh,
     ) -> Page:
         params = self.query.notebooks_params(number * PAGE_SIZE_V2, feature)
@@ -494,3 +495,10 @@ class ModelArtsClient:
                 "behind" if skew > 0 else "ahead of",
             )
         self.clock_skew = skew
+
+
+def _keep_first(pages: list[Page], seen: dict[str, Instance]) -> None:
+    """Each notebook of `pages` not already in `seen`, by its `same_notebook` key."""
+    for page in pages:
+        for instance in page.instances:
+            seen.setdefault(same_notebook(instance.id), instance)
