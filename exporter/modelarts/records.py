@@ -212,14 +212,16 @@ def parse_records(
     stop time that moved is. A whole page is known the same way (where no record is left
     out): one digest of the page instead of one per record, when nothing on it changed.
     """
-    whole: tuple[bytes, tuple[float | None, ...]] | None = None
+    page_key = b""  # the whole page's memo key, when it may be taken whole
+    page_ticks: tuple[float | None, ...] = ()
     if memo is not None and not listed:
-        whole = _digest(body)
-        known = memo.get(b"page:" + whole[0])
-        if known is not None and _same_times(known[1], whole[1], now):
+        digest, page_ticks = _digest(body)
+        page_key = b"page:" + digest
+        known = memo.get(page_key)
+        if known is not None and _same_times(known[1], page_ticks, now):
             result, its_digests, its_entries = known[0]
             memo.keep_all(its_digests, its_entries)  # for the next listing, as if read
-            memo.keep(b"page:" + whole[0], known)
+            memo.keep(page_key, known)
             return result[0], list(result[1]), result[2], result[3]
     try:
         page = msgspec.json.decode(body, type=envelope)
@@ -251,12 +253,12 @@ def parse_records(
         kept.append(entry[0])
         digests.append(digest)
         entries.append(entry)
-    if memo is not None and whole is not None:
+    if memo is not None and page_key:
         # The envelope without its records: they are views of the body, which would be
         # kept whole with them.
         bare = msgspec.structs.replace(page, **{field: None})
         result = (bare, list(kept), invalid, left_out)
-        memo.keep(b"page:" + whole[0], ((result, digests, entries), _anchored(whole[1], now)))
+        memo.keep(page_key, ((result, digests, entries), _anchored(page_ticks, now)))
     return page, kept, invalid, left_out
 
 
